@@ -1,0 +1,109 @@
+"""One settings object, read from the environment.
+
+The variable names are the ones the CDK stack gives the Lambda functions, so the same code runs on AWS and on the
+embedded local stack: local mode changes values (endpoints), never code.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class SettingsError(RuntimeError):
+    """A missing or malformed setting; the message names the environment variable."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore", frozen=True)
+
+    # PostgreSQL: on AWS the RDS Proxy endpoint; credentials arrive in the URL built by the deployment.
+    database_url: SecretStr = Field(validation_alias="DATABASE_URL")
+    redis_url: str = Field(validation_alias="REDIS_URL")
+
+    aws_region: str = Field(default="eu-west-1", validation_alias="AWS_REGION")
+    # Set only off AWS: the emulator on loopback. boto3 itself also honours AWS_ENDPOINT_URL.
+    aws_endpoint_url: str | None = Field(default=None, validation_alias="AWS_ENDPOINT_URL")
+
+    idempotency_table: str = Field(default="paysaga-idempotency", validation_alias="IDEMPOTENCY_TABLE")
+    worker_slots_table: str = Field(default="paysaga-worker-slots", validation_alias="WORKER_SLOTS_TABLE")
+    notifications_queue: str = Field(default="paysaga-notifications.fifo", validation_alias="NOTIFICATIONS_QUEUE")
+    notifications_dlq: str = Field(default="paysaga-notifications-dlq.fifo", validation_alias="NOTIFICATIONS_DLQ")
+    notifications_topic: str = Field(default="paysaga-payment-events", validation_alias="NOTIFICATIONS_TOPIC")
+    event_bus: str = Field(default="paysaga-payments", validation_alias="EVENT_BUS")
+
+    # Empty means "run statemachine.asl.json on the local runtime"; on AWS the Express state machine's ARN.
+    state_machine_arn: str | None = Field(default=None, validation_alias="STATE_MACHINE_ARN")
+
+    gateway: Literal["sandbox", "stripe", "adyen"] = Field(default="sandbox", validation_alias="PAYMENT_GATEWAY")
+    stripe_api_key: SecretStr | None = Field(default=None, validation_alias="STRIPE_API_KEY")
+    stripe_api_base: str | None = Field(default=None, validation_alias="STRIPE_API_BASE")
+    adyen_api_key: SecretStr | None = Field(default=None, validation_alias="ADYEN_API_KEY")
+    adyen_merchant_account: str | None = Field(default=None, validation_alias="ADYEN_MERCHANT_ACCOUNT")
+    adyen_checkout_url: str | None = Field(default=None, validation_alias="ADYEN_CHECKOUT_URL")
+
+    api_host: str = Field(default="127.0.0.1", validation_alias="PAYSAGA_API_HOST")
+    api_port: int = Field(default=8080, ge=1, le=65535, validation_alias="PAYSAGA_API_PORT")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", validation_alias="LOG_LEVEL")
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_url(cls, value: SecretStr) -> SecretStr:
+        raw = value.get_secret_value()
+        if not raw.startswith(("postgresql://", "postgresql+psycopg://", "postgres://")):
+            raise ValueError("must be a postgresql:// URL")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str) -> str:
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be a redis:// or rediss:// URL")
+        return value
+
+    @field_validator("aws_endpoint_url")
+    @classmethod
+    def _endpoint_url(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        assert value is not None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """The database URL with the psycopg 3 driver named, as SQLAlchemy wants it."""
+        raw = self.database_url.get_secret_value()
+        for prefix in ("postgresql+psycopg://", "postgresql://", "postgres://"):
+            if raw.startswith(prefix):
+                return "postgresql+psycopg://" + raw[len(prefix) :]
+        raise AssertionError("validated above")
+
+
+def _describe(error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        name = str(item["loc"][0]) if item["loc"] else "?"
+        field = Settings.model_fields.get(name)
+        alias = field.validation_alias if field is not None and isinstance(field.validation_alias, str) else name
+        reason = "is not set" if item["type"] == "missing" else f"is malformed: {item['msg']}"
+        lines.append(f"{alias.upper()} {reason}")
+    return "; ".join(lines)
+
+
+def load_settings() -> Settings:
+    """Read the settings now; raise SettingsError naming each bad variable."""
+    try:
+        return Settings()  # type: ignore[call-arg]  # values come from the environment
+    except ValidationError as error:
+        raise SettingsError(f"configuration error: {_describe(error)}") from None
+
+
+@functools.cache
+def settings() -> Settings:
+    """The process-wide settings, read once (Lambda cold start, CLI start)."""
+    return load_settings()

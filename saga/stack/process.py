@@ -1,0 +1,104 @@
+"""Small process and port helpers for the embedded local stack."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pwd
+import signal
+import socket
+import time
+from pathlib import Path
+
+LOOPBACK = "127.0.0.1"
+WAIT_TIMEOUT_S = 30.0
+POLL_INTERVAL_S = 0.05
+
+
+class StackError(RuntimeError):
+    """A part of the local stack could not be started, found or stopped; the message says which and why."""
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now (the kernel picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((LOOPBACK, 0))
+        return int(sock.getsockname()[1])
+
+
+def port_answers(port: int, host: str = LOOPBACK, timeout_s: float = 0.2) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
+def wait_for_port(port: int, what: str, pid: int | None = None, timeout_s: float = WAIT_TIMEOUT_S) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if port_answers(port):
+            return
+        if pid is not None and not pid_alive(pid):
+            raise StackError(f"{what} exited before it listened on {LOOPBACK}:{port}")
+        time.sleep(POLL_INTERVAL_S)
+    raise StackError(f"{what} did not listen on {LOOPBACK}:{port} within {timeout_s:.0f} s")
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child of ours still answers kill(0); reap it if it is ours.
+    with contextlib.suppress(ChildProcessError):
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        if done == pid:
+            return False
+    return _state_of(pid) != "Z"
+
+
+def _state_of(pid: int) -> str:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return "?"
+    return stat.rsplit(")", 1)[1].split()[0]
+
+
+def terminate(pid: int, timeout_s: float = 10.0) -> None:
+    """SIGTERM, then SIGKILL after timeout_s; returns when the process is gone."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if not pid_alive(pid):
+            return
+        time.sleep(POLL_INTERVAL_S)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    while pid_alive(pid):
+        time.sleep(POLL_INTERVAL_S)
+
+
+def unprivileged_user() -> str | None:
+    """PostgreSQL refuses to run as root: as root, run it as the 'postgres' system user."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        pwd.getpwnam("postgres")
+    except KeyError as missing:
+        raise StackError("running as root and no 'postgres' user exists to run PostgreSQL as") from missing
+    return "postgres"
+
+
+def chown_tree(path: Path, user: str | None) -> None:
+    if user is None:
+        return
+    entry = pwd.getpwnam(user)
+    for root, dirs, files in os.walk(path):
+        os.chown(root, entry.pw_uid, entry.pw_gid)
+        for name in dirs + files:
+            os.chown(os.path.join(root, name), entry.pw_uid, entry.pw_gid)

@@ -30,7 +30,7 @@ def pg_server() -> Iterator[servers.PostgresServer]:
 @pytest.fixture(scope="session")
 def pg_template(pg_server: servers.PostgresServer) -> str:
     """A database migrated to head once per session; each test clones it (CREATE DATABASE ... TEMPLATE)."""
-    from ledger.migrate import upgrade  # noqa: PLC0415
+    from ledger.migrate import upgrade
 
     with psycopg.connect(pg_server.url("postgres", "postgresql"), autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{TEMPLATE_DB}"')
@@ -88,7 +88,7 @@ def app_settings(
     database_url: str, redis_url: str, aws_env: str, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Settings]:
     """Settings for the whole system, exported to the environment (Lambda handlers read it there) and provisioned."""
-    from core.aws_resources import provision  # noqa: PLC0415
+    from core.aws_resources import provision
 
     monkeypatch.setenv("DATABASE_URL", database_url)
     monkeypatch.setenv("REDIS_URL", redis_url)

@@ -9,7 +9,14 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from saga.stack.process import LOOPBACK, StackError, chown_tree, unprivileged_user, wait_for_port
+from saga.stack.process import (
+    LOOPBACK,
+    StackError,
+    check_traversable,
+    chown_tree,
+    unprivileged_user,
+    wait_for_port,
+)
 
 SUPERUSER = "paysaga"
 DATABASE = "paysaga"
@@ -56,6 +63,7 @@ def init_cluster(datadir: Path, *, durable: bool) -> None:
     bindir = find_bindir()
     user = unprivileged_user()
     datadir.mkdir(parents=True, exist_ok=True)
+    check_traversable(datadir.parent, user)
     chown_tree(datadir.parent, user)
     os.chmod(datadir, 0o700)
     args = [str(bindir / "initdb"), "-D", str(datadir), "-U", SUPERUSER, "-A", "trust", "-E", "UTF8", "--locale=C"]

@@ -94,6 +94,20 @@ def unprivileged_user() -> str | None:
     return "postgres"
 
 
+def check_traversable(path: Path, user: str | None) -> None:
+    """Fail clearly when `user` could not reach path (a 0700 parent, as pytest's and mkdtemp's are)."""
+    if user is None:
+        return
+    entry = pwd.getpwnam(user)
+    for parent in path.resolve().parents:
+        info = parent.stat()
+        if info.st_uid != entry.pw_uid and not info.st_mode & 0o001:
+            raise StackError(
+                f"PostgreSQL runs as '{user}' (we are root) and cannot enter {parent}: "
+                f"run `chmod o+x {parent}` or choose another folder (PAYSAGA_STACK_DIR)"
+            )
+
+
 def chown_tree(path: Path, user: str | None) -> None:
     if user is None:
         return

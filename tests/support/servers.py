@@ -17,11 +17,11 @@ from saga.stack.process import free_port, terminate
 
 def docker_answers() -> bool:
     try:
-        import docker  # noqa: PLC0415
+        import docker
 
         client = docker.from_env(timeout=2)
         return bool(client.ping())
-    except Exception:  # noqa: BLE001  # no engine, no socket, no package: all mean "no Docker"
+    except Exception:  # no engine, no socket, no package: all mean "no Docker"
         return False
 
 
@@ -40,7 +40,7 @@ class PostgresServer:
 @contextlib.contextmanager
 def postgres_server() -> Iterator[PostgresServer]:
     if docker_answers():
-        from testcontainers.postgres import PostgresContainer  # noqa: PLC0415
+        from testcontainers.postgres import PostgresContainer
 
         with PostgresContainer("postgres:15", username="paysaga", password="paysaga", dbname="paysaga") as pg:
             yield PostgresServer(pg.get_container_host_ip(), int(pg.get_exposed_port(5432)), "paysaga", "paysaga")
@@ -87,5 +87,5 @@ def aws_emulator() -> Iterator[str]:
 def reset_emulator(endpoint_url: str) -> None:
     """moto's own reset endpoint: every resource gone, as if the server had just started."""
     request = urllib.request.Request(f"{endpoint_url}/moto-api/reset", method="POST", data=b"")
-    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310  # loopback emulator only
+    with urllib.request.urlopen(request, timeout=10) as response:  # loopback emulator only
         assert response.status == 200

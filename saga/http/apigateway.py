@@ -1,0 +1,89 @@
+"""Turn an HTTP request into the API Gateway (REST API, proxy integration) event a Lambda handler receives, and the
+handler's answer back into an HTTP response: the local server feeds the start handler exactly what AWS would."""
+
+from __future__ import annotations
+
+import base64
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+LAMBDA_TIMEOUT_MS = 330_000  # above the 5-minute Express ceiling, as the CDK stack configures the start function
+
+
+@dataclass(frozen=True)
+class LambdaContext:
+    """The attributes of the Lambda context object our handlers and Powertools read."""
+
+    function_name: str
+    aws_request_id: str
+    deadline_monotonic_s: float
+    memory_limit_in_mb: int = 1024
+    function_version: str = "$LATEST"
+
+    @property
+    def invoked_function_arn(self) -> str:
+        return f"arn:aws:lambda:eu-west-1:000000000000:function:{self.function_name}"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self.deadline_monotonic_s - time.monotonic()) * 1000))
+
+
+def new_context(function_name: str, timeout_ms: int = LAMBDA_TIMEOUT_MS) -> LambdaContext:
+    return LambdaContext(function_name, str(uuid.uuid4()), time.monotonic() + timeout_ms / 1000)
+
+
+def to_event(
+    *, method: str, path: str, headers: list[tuple[str, str]], query: list[tuple[str, str]], body: bytes,
+    source_ip: str,
+) -> dict[str, Any]:
+    single: dict[str, str] = {}
+    multi: dict[str, list[str]] = {}
+    for name, value in headers:
+        single[name] = value  # API Gateway keeps the last value in `headers`
+        multi.setdefault(name, []).append(value)
+    qs_single: dict[str, str] = {}
+    qs_multi: dict[str, list[str]] = {}
+    for name, value in query:
+        qs_single[name] = value
+        qs_multi.setdefault(name, []).append(value)
+    try:
+        text: str | None = body.decode("utf-8") if body else None
+        is_b64 = False
+    except UnicodeDecodeError:
+        text, is_b64 = base64.b64encode(body).decode("ascii"), True
+    now_ms = int(time.time() * 1000)
+    return {
+        "resource": "/{proxy+}",
+        "path": path,
+        "httpMethod": method,
+        "headers": single or None,
+        "multiValueHeaders": multi or None,
+        "queryStringParameters": qs_single or None,
+        "multiValueQueryStringParameters": qs_multi or None,
+        "pathParameters": {"proxy": path.lstrip("/")},
+        "stageVariables": None,
+        "requestContext": {
+            "resourcePath": "/{proxy+}",
+            "httpMethod": method,
+            "path": f"/local{path}",
+            "stage": "local",
+            "requestId": str(uuid.uuid4()),
+            "requestTimeEpoch": now_ms,
+            "identity": {"sourceIp": source_ip},
+        },
+        "body": text,
+        "isBase64Encoded": is_b64,
+    }
+
+
+def from_result(result: dict[str, Any]) -> tuple[int, list[tuple[str, str]], bytes]:
+    """(status, headers, body) from a proxy-integration result, as API Gateway would send it."""
+    status = int(result.get("statusCode", 200))
+    headers: list[tuple[str, str]] = [(k, str(v)) for k, v in (result.get("headers") or {}).items()]
+    for name, values in (result.get("multiValueHeaders") or {}).items():
+        headers.extend((name, str(v)) for v in values if (name, str(v)) not in headers)
+    raw = result.get("body") or ""
+    body = base64.b64decode(raw) if result.get("isBase64Encoded") else str(raw).encode("utf-8")
+    return status, headers, body

@@ -1,0 +1,69 @@
+"""The local HTTP server: answers /health itself and hands every other request to the start handler as an API
+Gateway proxy event, exactly as API Gateway + Lambda do on AWS."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from saga.http.apigateway import from_result, new_context, to_event
+
+Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+MAX_BODY_BYTES = 1_048_576  # API Gateway refuses far larger; the handler applies the API's own, smaller limit
+
+
+def _load_handler() -> Handler:
+    module = importlib.import_module("saga.handler")
+    handler: Handler = module.handler
+    return handler
+
+
+def build_app(handler: Handler | None = None) -> Starlette:
+    target = handler or _load_handler()
+
+    async def health(_: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def proxy(request: Request) -> Response:
+        body = await request.body()
+        if len(body) > MAX_BODY_BYTES:
+            return JSONResponse({"error": "PayloadTooLarge", "message": "request body is too large"}, status_code=413)
+        event = to_event(
+            method=request.method,
+            path=request.url.path,
+            headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw],
+            query=list(request.query_params.multi_items()),
+            body=body,
+            source_ip=request.client.host if request.client else "127.0.0.1",
+        )
+        result = await run_in_threadpool(target, event, new_context("paysaga-start"))
+        status, headers, payload = from_result(result)
+        response = Response(content=payload, status_code=status)
+        for name, value in headers:
+            response.headers.append(name, value)
+        return response
+
+    methods = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+    return Starlette(routes=[Route("/health", health), Route("/{path:path}", proxy, methods=methods)])
+
+
+def main(argv: list[str] | None = None) -> None:
+    import uvicorn  # noqa: PLC0415
+
+    parser = argparse.ArgumentParser(description="paysaga local API server")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8080)
+    args = parser.parse_args(argv)
+    uvicorn.run(build_app(), host=args.host, port=args.port, log_level="warning", access_log=False)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,84 @@
+"""The local stack's record of what it started: `.paysaga/stack.json`, written atomically under a file lock."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+
+def stack_dir() -> Path:
+    """`PAYSAGA_STACK_DIR`, else `.paysaga` in the current directory (git-ignored)."""
+    return Path(os.environ.get("PAYSAGA_STACK_DIR") or Path.cwd() / ".paysaga").resolve()
+
+
+@dataclass
+class Part:
+    name: str
+    url: str
+    pid: int | None = None  # None for a part we did not start (external) or one managed by pg_ctl
+    port: int | None = None
+    external: bool = False
+
+
+@dataclass
+class StackState:
+    parts: dict[str, Part] = field(default_factory=dict)
+
+    def env(self) -> dict[str, str]:
+        """The environment every process of the local stack runs with (same names as the Lambda functions get)."""
+        env: dict[str, str] = {}
+        names = {"postgres": "DATABASE_URL", "redis": "REDIS_URL", "aws": "AWS_ENDPOINT_URL",
+                 "gateway": "SANDBOX_GATEWAY_URL"}
+        for key, variable in names.items():
+            if key in self.parts:
+                env[variable] = self.parts[key].url
+        if "api" in self.parts and self.parts["api"].port is not None:
+            env["PAYSAGA_API_PORT"] = str(self.parts["api"].port)
+        if "aws" in self.parts and not self.parts["aws"].external:
+            # The emulator accepts any credentials; these are not secrets, and never reach AWS.
+            env.setdefault("AWS_ACCESS_KEY_ID", "local")
+            env.setdefault("AWS_SECRET_ACCESS_KEY", "local")
+            env.setdefault("AWS_REGION", "eu-west-1")
+            env.setdefault("AWS_DEFAULT_REGION", "eu-west-1")
+        return env
+
+
+def state_file(root: Path) -> Path:
+    return root / "stack.json"
+
+
+def load(root: Path) -> StackState:
+    path = state_file(root)
+    if not path.exists():
+        return StackState()
+    raw = json.loads(path.read_text())
+    return StackState(parts={name: Part(**part) for name, part in raw.get("parts", {}).items()})
+
+
+def save(root: Path, state: StackState) -> None:
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = state_file(root).with_suffix(".tmp")
+    tmp.write_text(json.dumps({"parts": {k: asdict(v) for k, v in state.parts.items()}}, indent=2))
+    tmp.replace(state_file(root))
+
+
+def clear(root: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        state_file(root).unlink()
+
+
+@contextlib.contextmanager
+def locked(root: Path) -> Iterator[None]:
+    """One `up`/`down` at a time per stack folder."""
+    root.mkdir(parents=True, exist_ok=True)
+    with (root / "stack.lock").open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -1,0 +1,49 @@
+"""Settings fail at start with a message naming the variable."""
+
+from __future__ import annotations
+
+import pytest
+
+from core.settings import SettingsError, load_settings
+
+
+def test_missing_setting_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:6379/0")
+    with pytest.raises(SettingsError, match=r"DATABASE_URL is not set"):
+        load_settings()
+
+
+def test_malformed_settings_are_each_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", "mysql://nope")
+    monkeypatch.setenv("REDIS_URL", "http://not-redis")
+    monkeypatch.setenv("PAYSAGA_API_PORT", "70000")
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    message = str(caught.value)
+    assert "DATABASE_URL is malformed" in message
+    assert "REDIS_URL is malformed" in message
+    assert "PAYSAGA_API_PORT is malformed" in message
+
+
+def test_secrets_do_not_show_in_repr(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql://u:s3cret@db/x")
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:6379/0")
+    monkeypatch.setenv("STRIPE_API_KEY", "sk_test_should_not_leak")
+    current = load_settings()
+    assert "s3cret" not in repr(current) and "sk_test_should_not_leak" not in repr(current)
+    assert current.sqlalchemy_url == "postgresql+psycopg://u:s3cret@db/x"
+
+
+def test_cli_prints_one_line_for_bad_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from saga.cli import app
+
+    monkeypatch.setenv("PAYSAGA_STACK_DIR", "/nonexistent-paysaga-stack")
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")
+    result = CliRunner().invoke(app, ["migrate"])
+    assert result.exit_code == 1
+    assert "DATABASE_URL is not set" in result.output
+    assert "Traceback" not in result.output

@@ -39,11 +39,17 @@ class Settings(BaseSettings):
     state_machine_arn: str | None = Field(default=None, validation_alias="STATE_MACHINE_ARN")
 
     gateway: Literal["sandbox", "stripe", "adyen"] = Field(default="sandbox", validation_alias="PAYMENT_GATEWAY")
+    sandbox_gateway_url: str | None = Field(default=None, validation_alias="SANDBOX_GATEWAY_URL")
     stripe_api_key: SecretStr | None = Field(default=None, validation_alias="STRIPE_API_KEY")
     stripe_api_base: str | None = Field(default=None, validation_alias="STRIPE_API_BASE")
     adyen_api_key: SecretStr | None = Field(default=None, validation_alias="ADYEN_API_KEY")
     adyen_merchant_account: str | None = Field(default=None, validation_alias="ADYEN_MERCHANT_ACCOUNT")
     adyen_checkout_url: str | None = Field(default=None, validation_alias="ADYEN_CHECKOUT_URL")
+
+    gateway_timeout_ms: int = Field(default=10_000, ge=100, le=60_000, validation_alias="GATEWAY_TIMEOUT_MS")
+    # How long a request holds its Idempotency-Key before a retry may take over (above the 5-minute Express ceiling).
+    idempotency_in_progress_ttl_ms: int = Field(
+        default=330_000, ge=1_000, le=3_600_000, validation_alias="IDEMPOTENCY_IN_PROGRESS_TTL_MS")
 
     api_host: str = Field(default="127.0.0.1", validation_alias="PAYSAGA_API_HOST")
     api_port: int = Field(default=8080, ge=1, le=65535, validation_alias="PAYSAGA_API_PORT")

@@ -1,0 +1,354 @@
+"""The posting API: two-phase transfers after TigerBeetle (reserve -> post, possibly partial, | void) and reversal.
+
+Money flow of a card payment (amounts in minor units of one currency):
+- reserve A:   pending  debit  gateway clearing A  (the gateway will owe us A)
+               pending  credit merchant payable A  (we will owe the merchant A)
+- post P <= A, fee F <= P, in one ledger transaction:
+               release  the whole pending A on both accounts (A - P is thereby released),
+               post     debit  gateway clearing P, credit merchant payable P,
+               post     debit  merchant payable F, credit fees revenue F.
+- void:        release  the pending A on both accounts.
+- reverse:     post the posted entries of `post` with sides swapped (refund): every account's net effect is zero.
+
+Every function takes a Connection whose transaction the caller owns (CommitLedger posts, moves the payment's
+status and writes the outbox in one transaction), is keyword-only and idempotent by (payment_id, kind). Concurrency:
+each operation first locks the payment row, then its accounts in ascending id order (one SELECT ... ORDER BY id
+FOR NO KEY UPDATE), so two writers never wait on each other in opposite orders. Expects READ COMMITTED, where each
+statement after a lock sees what the lock holder committed.
+
+Checks done here under those locks return a result saying why nothing was written; the database refuses the same
+states again (CHECK constraints, triggers, unique keys), so a bug here cannot break the ledger.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, Row, insert, select, text
+
+from ledger.chart import ensure_chart, fees_revenue_account
+from ledger.results import LedgerResult, Reason
+from ledger.schema import accounts, ledger_entries, ledger_transactions, payments
+
+_TX = ledger_transactions
+INSERT_ENTRIES_SQL = (
+    "INSERT INTO ledger_entries (transaction_id, account_id, currency, side, effect, amount_minor)"
+    " SELECT {tx}, u.account_id, {currency}, u.side, u.effect, u.amount_minor"
+    " FROM unnest(CAST({accounts} AS bigint[]), CAST({sides} AS text[]), CAST({effects} AS text[]),"
+    " CAST({amounts} AS bigint[]))"
+    " WITH ORDINALITY AS u(account_id, side, effect, amount_minor, n) ORDER BY u.n"
+)
+_INSERT_ENTRIES = text(
+    INSERT_ENTRIES_SQL.format(
+        tx=":tx", currency=":currency", accounts=":accounts", sides=":sides", effects=":effects", amounts=":amounts"
+    )
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    account_id: int
+    side: str  # 'debit' | 'credit'
+    effect: str  # 'pending' | 'release' | 'post'
+    amount_minor: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Tx:
+    id: int
+    kind: str
+    currency: str
+    amount_minor: int
+    fee_minor: int
+
+
+def _lock_payment(conn: Connection, payment_id: int) -> bool:
+    row = conn.execute(select(payments.c.id).where(payments.c.id == payment_id).with_for_update(key_share=True)).first()
+    return row is not None
+
+
+def _transactions(conn: Connection, payment_id: int) -> dict[str, _Tx]:
+    """The payment's ledger transactions by kind (at most one per kind: unique (payment_id, kind)), one query."""
+    rows = conn.execute(
+        select(_TX.c.id, _TX.c.kind, _TX.c.currency, _TX.c.amount_minor, _TX.c.fee_minor).where(
+            _TX.c.payment_id == payment_id
+        )
+    ).all()
+    return {r.kind: _Tx(int(r.id), r.kind, r.currency, int(r.amount_minor), int(r.fee_minor)) for r in rows}
+
+
+def _result(tx: _Tx, payment_id: int, kind: str, *, applied: bool, reason: Reason) -> LedgerResult:
+    return LedgerResult(applied, reason, payment_id, kind, tx.id, tx.amount_minor, tx.fee_minor)
+
+
+def _not(reason: Reason, payment_id: int, kind: str) -> LedgerResult:
+    return LedgerResult(False, reason, payment_id, kind)
+
+
+def _lock_accounts(conn: Connection, account_ids: set[int]) -> dict[int, Row[tuple[object, ...]]]:
+    rows = conn.execute(
+        select(
+            accounts.c.id,
+            accounts.c.debits_must_not_exceed_credits,
+            accounts.c.credits_must_not_exceed_debits,
+            accounts.c.debits_pending,
+            accounts.c.debits_posted,
+            accounts.c.credits_pending,
+            accounts.c.credits_posted,
+        )
+        .where(accounts.c.id.in_(sorted(account_ids)))
+        .order_by(accounts.c.id)
+        .with_for_update(key_share=True)
+    ).all()
+    return {int(row.id): row for row in rows}
+
+
+def _within_limits(locked: dict[int, Row[tuple[object, ...]]], entries: list[_Entry]) -> bool:
+    """The accounts' state after these entries respects their flags (the same rule the CHECK constraints hold)."""
+    for account_id, row in locked.items():
+        dp, dpo = int(row.debits_pending), int(row.debits_posted)
+        cp, cpo = int(row.credits_pending), int(row.credits_posted)
+        for e in entries:
+            if e.account_id != account_id:
+                continue
+            sign = -1 if e.effect == "release" else 1
+            if e.side == "debit" and e.effect == "post":
+                dpo += e.amount_minor
+            elif e.side == "debit":
+                dp += sign * e.amount_minor
+            elif e.effect == "post":
+                cpo += e.amount_minor
+            else:
+                cp += sign * e.amount_minor
+        if row.debits_must_not_exceed_credits and dp + dpo > cpo:
+            return False
+        if row.credits_must_not_exceed_debits and cp + cpo > dpo:
+            return False
+    return True
+
+
+def _write(
+    conn: Connection,
+    *,
+    payment_id: int,
+    kind: str,
+    currency: str,
+    amount_minor: int,
+    entries: list[_Entry],
+    fee_minor: int = 0,
+    pending_transaction_id: int | None = None,
+    reverses_transaction_id: int | None = None,
+    description: str | None = None,
+) -> int:
+    tx_id = conn.execute(
+        insert(_TX)
+        .values(
+            payment_id=payment_id,
+            kind=kind,
+            currency=currency,
+            amount_minor=amount_minor,
+            fee_minor=fee_minor,
+            pending_transaction_id=pending_transaction_id,
+            reverses_transaction_id=reverses_transaction_id,
+            description=description,
+        )
+        .returning(_TX.c.id)
+    ).scalar_one()
+    # One INSERT for all the transaction's entries: the statement-level totals trigger then applies its net per
+    # account in one step (credits and debits together). unnest keeps the SQL text fixed, so it is prepared once.
+    conn.execute(
+        _INSERT_ENTRIES,
+        {
+            "tx": tx_id,
+            "currency": currency,
+            "accounts": [e.account_id for e in entries],
+            "sides": [e.side for e in entries],
+            "effects": [e.effect for e in entries],
+            "amounts": [e.amount_minor for e in entries],
+        },
+    )
+    return int(tx_id)
+
+
+def _entries_of(conn: Connection, transaction_id: int) -> list[_Entry]:
+    rows = conn.execute(
+        select(
+            ledger_entries.c.account_id, ledger_entries.c.side, ledger_entries.c.effect, ledger_entries.c.amount_minor
+        )
+        .where(ledger_entries.c.transaction_id == transaction_id)
+        .order_by(ledger_entries.c.id)
+    ).all()
+    return [_Entry(int(r.account_id), r.side, r.effect, int(r.amount_minor)) for r in rows]
+
+
+def _pending_pair(entries: list[_Entry]) -> tuple[int, int]:
+    """(debit account, credit account) of a reservation."""
+    debit = next(e.account_id for e in entries if e.side == "debit" and e.effect == "pending")
+    credit = next(e.account_id for e in entries if e.side == "credit" and e.effect == "pending")
+    return debit, credit
+
+
+def reserve(
+    conn: Connection,
+    *,
+    payment_id: int,
+    merchant_id: str,
+    gateway: str,
+    currency: str,
+    amount_minor: int,
+    description: str | None = None,
+) -> LedgerResult:
+    """Create the pending transfer gateway clearing -> merchant payable for amount_minor."""
+    kind = "reserve"
+    if amount_minor <= 0:
+        raise ValueError(f"amount_minor must be positive, got {amount_minor}")
+    if not _lock_payment(conn, payment_id):
+        return _not(Reason.PAYMENT_NOT_FOUND, payment_id, kind)
+    earlier = _transactions(conn, payment_id).get(kind)
+    if earlier is not None:
+        return _result(earlier, payment_id, kind, applied=False, reason=Reason.ALREADY_APPLIED)
+    chart = ensure_chart(conn, merchant_id=merchant_id, gateway=gateway, currency=currency)
+    entries = [
+        _Entry(chart.gateway_clearing_id, "debit", "pending", amount_minor),
+        _Entry(chart.merchant_payable_id, "credit", "pending", amount_minor),
+    ]
+    locked = _lock_accounts(conn, {chart.gateway_clearing_id, chart.merchant_payable_id})
+    if not _within_limits(locked, entries):
+        return _not(Reason.INSUFFICIENT_FUNDS, payment_id, kind)
+    tx_id = _write(
+        conn,
+        payment_id=payment_id,
+        kind=kind,
+        currency=currency,
+        amount_minor=amount_minor,
+        entries=entries,
+        description=description,
+    )
+    return LedgerResult(True, Reason.APPLIED, payment_id, kind, tx_id, amount_minor)
+
+
+def _resolution_blocker(conn: Connection, payment_id: int, kind: str) -> LedgerResult | _Tx:
+    """The reservation to resolve, or the result explaining why there is nothing to do."""
+    other = "void" if kind == "post" else "post"
+    existing = _transactions(conn, payment_id)
+    earlier = existing.get(kind)
+    if earlier is not None:
+        return _result(earlier, payment_id, kind, applied=False, reason=Reason.ALREADY_APPLIED)
+    resolved = existing.get(other)
+    if resolved is not None:
+        return _result(resolved, payment_id, kind, applied=False, reason=Reason.ALREADY_RESOLVED)
+    pending = existing.get("reserve")
+    if pending is None:
+        return _not(Reason.NO_RESERVATION, payment_id, kind)
+    return pending
+
+
+def post(
+    conn: Connection, *, payment_id: int, amount_minor: int, fee_minor: int = 0, description: str | None = None
+) -> LedgerResult:
+    """Post amount_minor (<= reserved) of the reservation, release the rest, and move fee_minor to fees revenue."""
+    kind = "post"
+    if amount_minor <= 0 or fee_minor < 0:
+        raise ValueError(f"amount_minor must be positive and fee_minor >= 0, got {amount_minor}, {fee_minor}")
+    if not _lock_payment(conn, payment_id):
+        return _not(Reason.PAYMENT_NOT_FOUND, payment_id, kind)
+    found = _resolution_blocker(conn, payment_id, kind)
+    if isinstance(found, LedgerResult):
+        return found
+    pending = found
+    if amount_minor > pending.amount_minor:
+        return _not(Reason.EXCEEDS_RESERVATION, payment_id, kind)
+    if fee_minor > amount_minor:
+        return _not(Reason.FEE_EXCEEDS_AMOUNT, payment_id, kind)
+    clearing, payable = _pending_pair(_entries_of(conn, pending.id))
+    entries = [
+        _Entry(clearing, "debit", "release", pending.amount_minor),
+        _Entry(payable, "credit", "release", pending.amount_minor),
+        _Entry(clearing, "debit", "post", amount_minor),
+        _Entry(payable, "credit", "post", amount_minor),
+    ]
+    account_ids = {clearing, payable}
+    if fee_minor > 0:
+        fees = fees_revenue_account(conn, currency=pending.currency)
+        entries += [_Entry(payable, "debit", "post", fee_minor), _Entry(fees, "credit", "post", fee_minor)]
+        account_ids.add(fees)
+    locked = _lock_accounts(conn, account_ids)
+    if not _within_limits(locked, entries):
+        return _not(Reason.INSUFFICIENT_FUNDS, payment_id, kind)
+    tx_id = _write(
+        conn,
+        payment_id=payment_id,
+        kind=kind,
+        currency=pending.currency,
+        amount_minor=amount_minor,
+        fee_minor=fee_minor,
+        entries=entries,
+        pending_transaction_id=pending.id,
+        description=description,
+    )
+    return LedgerResult(True, Reason.APPLIED, payment_id, kind, tx_id, amount_minor, fee_minor)
+
+
+def void(conn: Connection, *, payment_id: int, description: str | None = None) -> LedgerResult:
+    """Release the whole pending transfer; a no-op result when there is none or it was already resolved."""
+    kind = "void"
+    if not _lock_payment(conn, payment_id):
+        return _not(Reason.PAYMENT_NOT_FOUND, payment_id, kind)
+    found = _resolution_blocker(conn, payment_id, kind)
+    if isinstance(found, LedgerResult):
+        return found
+    pending = found
+    clearing, payable = _pending_pair(_entries_of(conn, pending.id))
+    entries = [
+        _Entry(clearing, "debit", "release", pending.amount_minor),
+        _Entry(payable, "credit", "release", pending.amount_minor),
+    ]
+    locked = _lock_accounts(conn, {clearing, payable})
+    if not _within_limits(locked, entries):  # releasing only loosens limits; kept for symmetry with the DB rule
+        return _not(Reason.INSUFFICIENT_FUNDS, payment_id, kind)
+    tx_id = _write(
+        conn,
+        payment_id=payment_id,
+        kind=kind,
+        currency=pending.currency,
+        amount_minor=pending.amount_minor,
+        entries=entries,
+        pending_transaction_id=pending.id,
+        description=description,
+    )
+    return LedgerResult(True, Reason.APPLIED, payment_id, kind, tx_id, pending.amount_minor)
+
+
+def reverse(conn: Connection, *, payment_id: int, description: str | None = None) -> LedgerResult:
+    """Add the posted entries of the payment's post with sides swapped (refund and fee returned)."""
+    kind = "reverse"
+    if not _lock_payment(conn, payment_id):
+        return _not(Reason.PAYMENT_NOT_FOUND, payment_id, kind)
+    existing = _transactions(conn, payment_id)
+    earlier = existing.get(kind)
+    if earlier is not None:
+        return _result(earlier, payment_id, kind, applied=False, reason=Reason.ALREADY_APPLIED)
+    posted = existing.get("post")
+    if posted is None:
+        return _not(Reason.NOTHING_POSTED, payment_id, kind)
+    flip = {"debit": "credit", "credit": "debit"}
+    entries = [
+        _Entry(e.account_id, flip[e.side], "post", e.amount_minor)
+        for e in _entries_of(conn, posted.id)
+        if e.effect == "post"
+    ]
+    locked = _lock_accounts(conn, {e.account_id for e in entries})
+    if not _within_limits(locked, entries):
+        return _not(Reason.INSUFFICIENT_FUNDS, payment_id, kind)
+    tx_id = _write(
+        conn,
+        payment_id=payment_id,
+        kind=kind,
+        currency=posted.currency,
+        amount_minor=posted.amount_minor,
+        fee_minor=posted.fee_minor,
+        entries=entries,
+        reverses_transaction_id=posted.id,
+        description=description,
+    )
+    return LedgerResult(True, Reason.APPLIED, payment_id, kind, tx_id, posted.amount_minor, posted.fee_minor)

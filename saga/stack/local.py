@@ -46,7 +46,8 @@ def _ours(name: str, pid: int) -> bool:
 def _probe(name: str, url: str) -> str | None:
     probes: dict[str, Callable[[str], str | None]] = {
         "postgres": health.postgres, "redis": health.redis, "aws": health.aws,
-        "api": lambda u: health.http(u + "/health"), "gateway": lambda u: health.http(u + "/_sandbox/health"),
+        "api": lambda u: health.http(u + "/health"),
+        "gateway": lambda u: health.http(u + "/_sandbox/calls?payment_id=0"),
     }
     return probes[name](url)
 
@@ -127,15 +128,17 @@ def _start_service(root: Path, state: StackState, name: str, module: str, *, arg
     return Part(name=name, url=f"http://{LOOPBACK}:{port}", pid=process.pid, port=port)
 
 
-def _start_gateway(root: Path, state: StackState) -> Part:
-    port = free_port()
-    args = ["--host", LOOPBACK, "--port", str(port), "--db", str(root / "gateway" / "sandbox.sqlite3")]
+def _start_gateway(root: Path, state: StackState, port: int | None = None) -> Part:
+    port = port or free_port()
+    # Asynchronous (Adyen-like) captures confirm ~1 s later, within CaptureOrVoid's CapturePending retries.
+    args = ["--host", LOOPBACK, "--port", str(port), "--db", str(root / "gateway" / "sandbox.sqlite3"),
+            "--settle-after-ms", "1000"]
     (root / "gateway").mkdir(parents=True, exist_ok=True)
     return _start_service(root, state, "gateway", "steps.gateway.sandbox_server", args=args, port=port)
 
 
-def _start_api(root: Path, state: StackState) -> Part:
-    port = int(os.environ.get("PAYSAGA_API_PORT") or free_port())
+def _start_api(root: Path, state: StackState, port: int | None = None) -> Part:
+    port = port or int(os.environ.get("PAYSAGA_API_PORT") or free_port())
     args = ["--host", LOOPBACK, "--port", str(port)]
     return _start_service(root, state, "api", "saga.http.server", args=args, port=port)
 
@@ -199,6 +202,25 @@ def up(root: Path, *, with_api: bool = True) -> StackState:
             save(root, state)  # what did start is recorded, so `down` can stop it
             raise
         return state
+
+
+_RESTARTABLE: dict[str, Callable[[Path, StackState, int | None], Part]] = {
+    "api": _start_api, "gateway": _start_gateway,
+}
+
+
+def restart(root: Path, name: str) -> Part:
+    """Stop and start one stateless service (the API server, the sandbox gateway: its state is on disk)."""
+    if name not in _RESTARTABLE:
+        raise StackError(f"only {', '.join(_RESTARTABLE)} can be restarted alone; use down/up for the rest")
+    with locked(root):
+        state = load(root)
+        part = state.parts.get(name)
+        if part is not None and part.pid is not None and _ours(name, part.pid):
+            terminate(part.pid)
+        state.parts[name] = _RESTARTABLE[name](root, state, part.port if part is not None else None)
+        save(root, state)
+        return state.parts[name]
 
 
 def down(root: Path) -> list[str]:

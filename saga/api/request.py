@@ -1,0 +1,100 @@
+"""Parse and validate a payment request: headers and body, each fault named."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, ValidationInfo, field_validator
+
+from core.money import MAX_AMOUNT_MINOR, is_currency
+from saga.api.errors import ApiError
+
+MAX_BODY_BYTES = 16_384
+IDEMPOTENCY_KEY_MAX_CHARS = 255
+MAX_METADATA_KEYS = 20
+
+ShortText = Annotated[str, StringConstraints(min_length=1, max_length=128, strip_whitespace=False)]
+
+
+class PaymentRequest(BaseModel):
+    """The body of POST /v1/payments."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    amount_minor: int = Field(gt=0, le=MAX_AMOUNT_MINOR)
+    currency: str
+    payment_method_token: ShortText
+    customer_reference: ShortText
+    order_reference: ShortText
+    capture_mode: Literal["automatic"] = "automatic"  # manual capture is not offered yet (see openapi.yaml)
+    capture_amount_minor: int | None = Field(default=None, gt=0, le=MAX_AMOUNT_MINOR)
+    metadata: dict[Annotated[str, StringConstraints(min_length=1, max_length=40)],
+                   Annotated[str, StringConstraints(max_length=500)]] = Field(default_factory=dict)
+
+    @field_validator("currency")
+    @classmethod
+    def _iso_4217(cls, value: str) -> str:
+        if not is_currency(value):
+            raise ValueError(f"'{value}' is not an ISO 4217 currency code this service supports (upper case)")
+        return value
+
+    @field_validator("metadata")
+    @classmethod
+    def _bounded_metadata(cls, value: dict[str, str]) -> dict[str, str]:
+        if len(value) > MAX_METADATA_KEYS:
+            raise ValueError(f"at most {MAX_METADATA_KEYS} keys")
+        return value
+
+    @field_validator("capture_amount_minor")
+    @classmethod
+    def _capture_within_amount(cls, value: int | None, info: ValidationInfo) -> int | None:
+        amount_minor = info.data.get("amount_minor")
+        if value is not None and isinstance(amount_minor, int) and value > amount_minor:
+            raise ValueError("must not exceed amount_minor")
+        return value
+
+
+def header(headers: dict[str, str] | None, name: str) -> str | None:
+    """HTTP header names are case-insensitive; API Gateway passes them as the client sent them."""
+    lowered = name.lower()
+    for key, value in (headers or {}).items():
+        if key.lower() == lowered:
+            return value
+    return None
+
+
+def idempotency_key(headers: dict[str, str] | None) -> str:
+    key = header(headers, "Idempotency-Key")
+    if key is None:
+        raise ApiError(400, "IdempotencyKeyMissing", "the Idempotency-Key header is required", "Idempotency-Key")
+    if not 1 <= len(key) <= IDEMPOTENCY_KEY_MAX_CHARS or not all(0x20 <= ord(c) <= 0x7E for c in key):
+        limit = IDEMPOTENCY_KEY_MAX_CHARS
+        raise ApiError(400, "IdempotencyKeyMalformed",
+                       f"the Idempotency-Key header must be 1 to {limit} printable ASCII characters", "Idempotency-Key")
+    return key
+
+
+def parse_body(raw: str | None) -> tuple[PaymentRequest, str]:
+    """The validated request and its fingerprint (sha256 of the canonical JSON of what was sent)."""
+    if raw is None or raw == "":
+        raise ApiError(400, "BodyMissing", "a JSON body is required", "body")
+    if len(raw.encode("utf-8")) > MAX_BODY_BYTES:
+        raise ApiError(413, "PayloadTooLarge", f"the body must be at most {MAX_BODY_BYTES} bytes", "body")
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as error:
+        raise ApiError(400, "BodyMalformed", f"the body is not valid JSON: {error.msg} at position {error.pos}",
+                       "body") from None
+    if not isinstance(data, dict):
+        raise ApiError(400, "BodyMalformed", "the body must be a JSON object", "body")
+    try:
+        request = PaymentRequest.model_validate(data)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "body"
+        message = first["msg"].removeprefix("Value error, ")
+        raise ApiError(400, "BodyInvalid", f"{where}: {message}", where) from None
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return request, hashlib.sha256(canonical.encode("utf-8")).hexdigest()

@@ -1,0 +1,142 @@
+"""Start one payment: idempotency gate -> payment row -> synchronous saga execution -> the HTTP answer.
+
+Crash safety, line by line: the gate's IN_PROGRESS record holds the payment id before anything else is written, so a
+holder that dies anywhere below leaves a record that a retry takes over after the in-progress expiry, with the same
+payment id; every write below is idempotent for that id, and every saga step skips what already took effect.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+from sqlalchemy.exc import SQLAlchemyError
+from ulid import ULID
+
+from core.db import engine_for
+from core.settings import Settings
+from ledger.executions import finish_execution, insert_execution
+from ledger.merchants import Merchant
+from ledger.payments import Payment, get_payment, insert_payment
+from saga import idempotency
+from saga.api.errors import ApiError, json_response
+from saga.api.payment_view import payment_body
+from saga.api.request import PaymentRequest
+from saga.sfn import execution_input, history_of, step_functions
+
+# The saga's business outcomes: the payment failed cleanly (fully compensated) and the customer is told so.
+BUSINESS_ERRORS = frozenset({
+    "PaymentDeclined", "InsufficientFunds", "FraudRejected", "GatewayUnavailable", "CurrencyNotSupported",
+    "AmountAboveLimit", "CaptureFailed", "CommitRejected", "ValidationRejected",
+})
+NEEDS_ATTENTION = "PaymentNeedsAttention"
+RETRY_AFTER_S = 2
+
+
+@dataclass(frozen=True)
+class HttpAnswer:
+    status: int
+    headers: dict[str, str]
+    body: str
+
+    def proxy_result(self, *, replayed: bool = False) -> dict[str, Any]:
+        headers = dict(self.headers)
+        if replayed:
+            headers["Idempotent-Replayed"] = "true"
+        return {"statusCode": self.status, "headers": headers, "body": self.body, "isBase64Encoded": False}
+
+
+def unavailable(what: str) -> ApiError:
+    return ApiError(503, "ServiceUnavailable", f"{what} is unavailable; retry with the same Idempotency-Key",
+                    headers={"Retry-After": str(RETRY_AFTER_S)})
+
+
+def _answer(result: dict[str, Any]) -> HttpAnswer:
+    return HttpAnswer(int(result["statusCode"]), dict(result["headers"]), str(result["body"]))
+
+
+def _outcome_answer(payment: Payment, status: str, error: str | None, cause: str | None) -> HttpAnswer | None:
+    """The HTTP answer for a finished execution, or None when the payment is in no state to answer for."""
+    body = payment_body(payment)
+    if status == "SUCCEEDED":
+        return _answer(json_response(201 if payment.status == "succeeded" else 202, body))
+    if status == "FAILED" and error in BUSINESS_ERRORS:
+        message = payment.failure_message or error
+        return _answer(json_response(402, {"error": {"type": error, "message": message}, "payment": body}))
+    if status == "FAILED" and error == NEEDS_ATTENTION:
+        return _answer(json_response(202, body))
+    return None  # an infrastructure failure the saga could not even park: not final, not stored
+
+
+def run_payment(
+    *,
+    settings: Settings, gate: idempotency.IdempotencyGate, ids: Any, merchant: Merchant, key: str,
+    request: PaymentRequest, fingerprint: str,
+) -> dict[str, Any]:
+    """The proxy result for POST /v1/payments once the request is authenticated and valid."""
+    try:
+        decision = gate.begin(merchant.id, key, fingerprint, new_payment_id=ids.next_id)
+    except (BotoCoreError, ClientError) as error:
+        raise unavailable("the idempotency store") from error
+    if isinstance(decision, idempotency.Replay):
+        stored = decision.response
+        return HttpAnswer(stored.status_code, dict(stored.headers), stored.body.decode("utf-8")).proxy_result(
+            replayed=True)
+    if isinstance(decision, idempotency.InFlight):
+        raise ApiError(409, "RequestInFlight", "a request with this Idempotency-Key is still in flight",
+                       "Idempotency-Key", headers={"Retry-After": str(RETRY_AFTER_S)})
+    if isinstance(decision, idempotency.Mismatch):
+        raise ApiError(422, "IdempotencyKeyReused",
+                       "this Idempotency-Key was used with a different request body", "Idempotency-Key")
+
+    payment_id, token = decision.payment_id, decision.token
+    engine = engine_for(settings.sqlalchemy_url)
+    try:
+        with engine.begin() as conn:
+            insert_payment(conn, payment_id=payment_id, merchant_id=merchant.id, amount_minor=request.amount_minor,
+                           currency=request.currency, capture_mode=request.capture_mode, gateway=settings.gateway,
+                           customer_ref=request.customer_reference, order_ref=request.order_reference,
+                           payment_method_token=request.payment_method_token,
+                           metadata=request.metadata)
+            execution_name = f"pay-{payment_id}-{ULID()}"
+            sfn, arn = step_functions(settings)
+            execution_arn = f"{arn.replace(':stateMachine:', ':express:')}:{execution_name}"
+            payload = execution_input(payment_id, merchant.id, request.capture_amount_minor)
+            insert_execution(conn, execution_arn=execution_arn, payment_id=payment_id, name=execution_name,
+                             input=json.loads(payload))
+    except SQLAlchemyError as error:
+        gate.release(merchant.id, key, token)  # nothing ran: let the retry resume at once, same payment id
+        raise unavailable("the database") from error
+
+    try:
+        response = sfn.start_sync_execution(stateMachineArn=arn, name=execution_name, input=payload)
+    except (BotoCoreError, ClientError) as error:
+        # The execution may be running: the key stays IN_PROGRESS and a retry after its expiry resumes it.
+        raise unavailable("the workflow service") from error
+
+    history = history_of(sfn, str(response.get("executionArn", execution_arn))) if not settings.state_machine_arn \
+        else None
+    try:
+        with engine.begin() as conn:
+            finish_execution(conn, execution_arn=execution_arn, status=str(response["status"]),
+                             error=response.get("error"), cause=response.get("cause"), history=history)
+            payment = get_payment(conn, payment_id=payment_id)
+    except SQLAlchemyError as error:
+        gate.release(merchant.id, key, token)
+        raise unavailable("the database") from error
+    assert payment is not None, "the payment row was written above"
+
+    answer = _outcome_answer(payment, str(response["status"]), response.get("error"), response.get("cause"))
+    if answer is None:
+        gate.release(merchant.id, key, token)
+        raise unavailable("a backend of the payment saga")
+    # If this fails the answer is still right: the record expires, and a retry resumes the finished saga, whose
+    # steps all return their recorded results, so it answers the same outcome.
+    with contextlib.suppress(BotoCoreError, ClientError, idempotency.NotHolderError):
+        gate.complete(merchant.id, key, token, idempotency.StoredResponse(
+            answer.status, tuple(answer.headers.items()), answer.body.encode("utf-8")))
+    return answer.proxy_result()
+

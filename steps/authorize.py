@@ -1,0 +1,113 @@
+"""Step 3, AuthorizeGateway: a manual-capture authorization under the Redis fence, the payment id as the gateway's
+idempotency key. Compensation: VoidAuthorization.
+
+Three nets against a double authorization (DESIGN 6): the fence (one attempt at a time per payment), the gateway's
+idempotency key (a repeated request gets the first answer), the optimistic lock on payments.version.
+"""
+
+from __future__ import annotations
+
+from steps import deps
+from steps.errors import GatewayUnavailable, InsufficientFunds, PaymentDeclined, TransientError
+from steps.fence import FenceUnavailable, authorize_fence
+from steps.gateway.port import (
+    DeclineReason,
+    Gateway,
+    GatewayOutcomeUnknown,
+    GatewayRejected,
+    GatewayStatus,
+    PaymentSnapshot,
+)
+from steps.gateway.port import GatewayUnavailable as GatewayDown
+from steps.payment_state import load, move
+from steps.runtime import StepInput, StepResult, step
+
+# At the gateway these mean an authorization exists (or existed and moved on).
+_AUTHORIZED_AT_GATEWAY = frozenset({GatewayStatus.AUTHORIZED, GatewayStatus.CAPTURED, GatewayStatus.CAPTURE_SUBMITTED,
+                                    GatewayStatus.CAPTURE_FAILED, GatewayStatus.REFUNDED})
+
+
+def _decline(reason: DeclineReason | None, detail: str | None) -> Exception:
+    if reason is DeclineReason.INSUFFICIENT_FUNDS:
+        return InsufficientFunds("the card has insufficient funds")
+    return PaymentDeclined(f"the card was declined ({detail or (reason.value if reason else 'card_declined')})")
+
+
+def _resolve_unknown(gateway: Gateway, payment_id: str) -> PaymentSnapshot:
+    """The request left and no answer came: ask the gateway (same key) before deciding anything."""
+    snapshot = gateway.lookup(payment_id=payment_id)
+    if snapshot is None:
+        # The gateway never took it: resending with the same key is safe; the state machine retries.
+        raise TransientError(f"authorization of {payment_id} did not reach the gateway; retrying with the same key")
+    return snapshot
+
+
+@step("AuthorizeGateway")
+def _authorize(data: StepInput) -> StepResult:
+    with deps.engine().connect() as conn:
+        payment = load(conn, data.payment_id)
+    if payment.gateway_reference is not None:  # authorized before: the recorded result
+        return {"gateway_reference": payment.gateway_reference, "replayed": True}
+    payment_key = str(payment.id)
+    gateway = deps.gateway()
+    try:
+        with authorize_fence(deps.fence_redis(), payment_key):
+            try:
+                answer = gateway.authorize(payment_id=payment_key, amount_minor=payment.amount_minor,
+                                           currency=payment.currency, card_token=payment.payment_method_token or "")
+                status, reference = answer.status, answer.gateway_reference
+                reason, detail = answer.decline_reason, answer.decline_detail
+            except GatewayOutcomeUnknown:
+                snapshot = _resolve_unknown(gateway, payment_key)
+                status, reference = snapshot.status, snapshot.gateway_reference
+                reason, detail = snapshot.decline_reason, None
+            except GatewayDown as error:
+                raise GatewayUnavailable(f"the gateway is unavailable: {error}") from error
+            if status is GatewayStatus.DECLINED:
+                raise _decline(reason, detail)
+            if status not in _AUTHORIZED_AT_GATEWAY:
+                raise GatewayRejected(f"unexpected authorization status {status}", status_code=0, code=str(status))
+            with deps.engine().begin() as conn:  # recorded while we still hold the fence
+                current = load(conn, data.payment_id, for_update=True)
+                if current.gateway_reference is None:
+                    move(conn, current, "authorized" if current.status == "reserved" else current.status,
+                         gateway_reference=reference)
+    except FenceUnavailable as error:
+        raise TransientError(f"no fence, no gateway call: {error}") from error
+    return {"gateway_reference": reference, "replayed": False}
+
+
+handler = _authorize
+
+
+def void_at_gateway(gateway: Gateway, payment_id: str) -> str:
+    """Cancel the authorization if the gateway holds one; what happened, in a word. Asks the gateway first, since
+    an authorization may exist that we never recorded (an unknown outcome, a crash after the gateway answered)."""
+    snapshot = gateway.lookup(payment_id=payment_id)
+    if snapshot is None or snapshot.status in (GatewayStatus.DECLINED, GatewayStatus.VOIDED):
+        return "nothing_to_void"
+    if snapshot.status not in (GatewayStatus.AUTHORIZED, GatewayStatus.CAPTURE_FAILED):
+        return f"not_voidable_{snapshot.status.value}"  # captured or refunded: RefundCapture's business
+    try:
+        gateway.void(payment_id=payment_id, gateway_reference=snapshot.gateway_reference)
+    except GatewayRejected:
+        return "nothing_to_void"  # the gateway says there is no open authorization left
+    except GatewayOutcomeUnknown as error:
+        raise TransientError(f"void of {payment_id}: outcome unknown; retrying with the same key") from error
+    except GatewayDown as error:
+        raise TransientError(f"void of {payment_id}: gateway unavailable") from error
+    return "voided"
+
+
+@step("VoidAuthorization")
+def _void(data: StepInput) -> StepResult:
+    outcome = void_at_gateway(deps.gateway(), str(data.payment_id))
+    if outcome == "voided":
+        with deps.engine().begin() as conn:
+            payment = load(conn, data.payment_id, for_update=True)
+            if payment.status in ("reserved", "authorized", "capture_failed"):
+                move(conn, payment, "voided")
+    return {"outcome": outcome}
+
+
+void_authorization = _void

@@ -1,0 +1,108 @@
+"""Step 4, CaptureOrVoid: the pivot. Captures (in full, or the amount the merchant asked for) or, for a payment
+held for review, voids. Keeps both capture models: final at once (Stripe) or acknowledged now and confirmed later
+(Adyen: `capture_submitted`, then `captured` or `capture_failed`). Compensation: RefundCapture.
+
+Past this step the saga recovers forward: an infrastructure failure here is retried and then parked, never refunded.
+"""
+
+from __future__ import annotations
+
+from ledger.payments import Payment
+from steps import deps
+from steps.authorize import void_at_gateway
+from steps.errors import CaptureFailed, CapturePending, TransientError
+from steps.fraud import decision_for
+from steps.gateway.port import Gateway, GatewayOutcomeUnknown, GatewayStatus
+from steps.gateway.port import GatewayUnavailable as GatewayDown
+from steps.payment_state import load, move
+from steps.runtime import StepInput, StepResult, step
+
+
+def _record(payment_id: int, to_status: str, **fields: object) -> None:
+    with deps.engine().begin() as conn:
+        current = load(conn, payment_id, for_update=True)
+        if current.status != to_status:
+            move(conn, current, to_status, **fields)
+
+
+def _settle(payment: Payment, status: GatewayStatus, amount_minor: int) -> StepResult:
+    """Record what the gateway says of the capture; raise where the saga must wait or turn back."""
+    if status is GatewayStatus.CAPTURED:
+        _record(payment.id, "captured", captured_amount_minor=amount_minor)
+        return {"action": "captured", "captured_amount_minor": amount_minor}
+    if status is GatewayStatus.CAPTURE_SUBMITTED:
+        _record(payment.id, "capture_submitted")
+        raise CapturePending(f"capture of {payment.id} acknowledged by the gateway; awaiting its confirmation")
+    if status is GatewayStatus.CAPTURE_FAILED:
+        _record(payment.id, "capture_failed")
+        raise CaptureFailed(f"the gateway refused the capture of payment {payment.id}")
+    if status is GatewayStatus.AUTHORIZED:
+        raise TransientError(f"capture of {payment.id} not taken by the gateway yet; retrying with the same key")
+    raise TransientError(f"capture of {payment.id}: unexpected gateway status {status}")
+
+
+def _capture(gateway: Gateway, payment: Payment, amount_minor: int) -> StepResult:
+    key = str(payment.id)
+    if payment.status == "capture_submitted":  # acknowledged earlier: ask how it ended
+        snapshot = gateway.lookup(payment_id=key)
+        if snapshot is None:
+            raise TransientError(f"the gateway does not know payment {key}")
+        return _settle(payment, snapshot.status, snapshot.captured_minor or amount_minor)
+    try:
+        assert payment.gateway_reference is not None, "AuthorizeGateway records the reference before the pivot"
+        answer = gateway.capture(payment_id=key, gateway_reference=payment.gateway_reference,
+                                 amount_minor=amount_minor, currency=payment.currency)
+    except GatewayOutcomeUnknown:
+        snapshot = gateway.lookup(payment_id=key)
+        if snapshot is None:
+            raise TransientError(f"the gateway does not know payment {key}") from None
+        return _settle(payment, snapshot.status, snapshot.captured_minor or amount_minor)
+    except GatewayDown as error:
+        raise TransientError(f"capture of {key}: gateway unavailable") from error
+    return _settle(payment, answer.status, answer.amount_minor)
+
+
+@step("CaptureOrVoid")
+def _capture_or_void(data: StepInput) -> StepResult:
+    with deps.engine().connect() as conn:
+        payment = load(conn, data.payment_id)
+    if payment.captured_amount_minor is not None:  # captured before: the recorded result
+        return {"action": "captured", "captured_amount_minor": payment.captured_amount_minor, "replayed": True}
+    if payment.fraud_score is not None and decision_for(payment.fraud_score) == "review":
+        outcome = void_at_gateway(deps.gateway(), str(payment.id))
+        if payment.status == "authorized":
+            _record(payment.id, "voided")
+        return {"action": "voided", "review": True, "outcome": outcome}
+    amount_minor = data.capture_amount_minor or payment.amount_minor
+    if amount_minor > payment.amount_minor:
+        raise ValueError(f"capture of {amount_minor} exceeds the authorized {payment.amount_minor}")
+    return _capture(deps.gateway(), payment, amount_minor)
+
+
+handler = _capture_or_void
+
+
+@step("RefundCapture")
+def _refund(data: StepInput) -> StepResult:
+    with deps.engine().connect() as conn:
+        payment = load(conn, data.payment_id)
+    if payment.captured_amount_minor is None:
+        return {"outcome": "nothing_captured"}
+    if payment.status == "refunded":
+        return {"outcome": "refunded", "replayed": True}
+    gateway, key = deps.gateway(), str(payment.id)
+    try:
+        assert payment.gateway_reference is not None, "a captured payment was authorized"
+        gateway.refund(payment_id=key, gateway_reference=payment.gateway_reference,
+                       amount_minor=payment.captured_amount_minor, currency=payment.currency)
+    except GatewayOutcomeUnknown:
+        snapshot = gateway.lookup(payment_id=key)
+        if snapshot is None or snapshot.refunded_minor < payment.captured_amount_minor:
+            raise TransientError(f"refund of {key}: outcome unknown; retrying with the same key") from None
+    except GatewayDown as error:
+        raise TransientError(f"refund of {key}: gateway unavailable") from error
+    _record(payment.id, "refunded")
+    return {"outcome": "refunded", "refunded_minor": payment.captured_amount_minor}
+
+
+refund_capture = _refund

@@ -1,0 +1,63 @@
+"""Errors a step raises. The class name is the error name Step Functions sees (Lambda reports `errorType`), so the
+names here are the ones statemachine.asl.json's Retry and Catch match."""
+
+from __future__ import annotations
+
+
+class StepError(Exception):
+    """Base of every error a step raises on purpose."""
+
+
+class TransientError(StepError):
+    """Infrastructure that may answer on a retry (database, Redis, queue): the state machine retries with backoff."""
+
+
+class BusinessError(StepError):
+    """A final business outcome: the saga compensates and ends in a Fail state with this name."""
+
+
+class ValidationRejected(BusinessError):
+    """The request breaks a business rule (other than the two below)."""
+
+
+class CurrencyNotSupported(BusinessError):
+    """The merchant does not accept this currency."""
+
+
+class AmountAboveLimit(BusinessError):
+    """The amount exceeds the merchant's single-payment limit."""
+
+
+class FraudRejected(BusinessError):
+    """The fraud score is above the reject threshold."""
+
+
+class PaymentDeclined(BusinessError):
+    """The gateway declined the authorization."""
+
+
+class InsufficientFunds(BusinessError):
+    """The gateway declined for insufficient funds."""
+
+
+class GatewayUnavailable(BusinessError):
+    """The gateway could not be reached (retried first by the state machine: see its Retry)."""
+
+
+class ServiceUnavailable(BusinessError):
+    """Our own infrastructure stayed down through every retry before the pivot: nothing was charged."""
+
+
+class CaptureFailed(BusinessError):
+    """The gateway refused the capture: nothing was charged."""
+
+
+class CapturePending(StepError):
+    """The gateway acknowledged the capture but has not confirmed it yet: the state machine asks again later."""
+
+
+class CommitRejected(BusinessError):
+    """The ledger refused to post the captured payment for a business reason: money goes back."""
+
+
+BUSINESS_ERRORS = frozenset(cls.__name__ for cls in BusinessError.__subclasses__())

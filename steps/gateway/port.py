@@ -1,0 +1,203 @@
+"""The gateway port: what a saga step may ask of a payment gateway, and what each failure means for the
+caller.
+
+Idempotency keys are derived here, in one place, from the payment id (property 11: a payment is never
+authorized or captured twice under different keys):
+
+| operation | idempotency key              | why                                                           |
+|-----------|------------------------------|---------------------------------------------------------------|
+| authorize | ``{payment_id}``             | DESIGN 6: the payment id is the gateway's key, the second net |
+| capture   | ``{payment_id}:capture``     | one capture per payment (full or partial amount)              |
+| void      | ``{payment_id}:void``        | cancelling an authorization is one act                        |
+| refund    | ``{payment_id}:refund``      | RefundCapture refunds once; several partial refunds would     |
+|           |                              | need a sequence number in the key (not needed yet)            |
+
+Adapters send these keys as the gateway's idempotency key (Stripe and Adyen: the ``Idempotency-Key`` header)
+and pass ``payment_id`` as the gateway-side reference (Stripe metadata, Adyen merchantReference) so that
+``lookup`` can find the payment after an unknown outcome.
+
+What an exception tells the caller:
+
+- ``GatewayUnavailable``: the gateway certainly did not process the request (connect error, 503/429). Retry
+  with the same key whenever convenient.
+- ``GatewayOutcomeUnknown``: the request left, no usable answer came back (read timeout, dropped connection,
+  other 5xx). It may have taken effect. Call ``lookup`` (or retry with the same key, which replays the first
+  answer) before deciding anything; never treat it as a failure.
+- ``GatewayRejected``: the gateway refused the request as invalid (4xx): a bug in our request or our state
+  machine (e.g. capturing a voided payment, reusing a key with another amount). Retrying will not help.
+
+A decline is not an exception: it is a business result (``GatewayStatus.DECLINED`` with a ``DeclineReason``).
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+_CURRENCY = re.compile(r"^[A-Z]{3}$")
+
+
+class Operation(enum.StrEnum):
+    AUTHORIZE = "authorize"
+    CAPTURE = "capture"
+    VOID = "void"
+    REFUND = "refund"
+
+
+class GatewayStatus(enum.StrEnum):
+    """A payment's state at the gateway, and the status an operation answers with."""
+
+    AUTHORIZED = "authorized"
+    DECLINED = "declined"
+    CAPTURED = "captured"
+    # Acknowledged only (Adyen answers "received"); the outcome comes later (webhook CAPTURE / CAPTURE_FAILED).
+    CAPTURE_SUBMITTED = "capture_submitted"
+    CAPTURE_FAILED = "capture_failed"
+    VOIDED = "voided"
+    REFUNDED = "refunded"
+
+
+class DeclineReason(enum.StrEnum):
+    """Why an authorization was declined; the saga maps these to its business errors. Adapters map any other
+    gateway decline code to CARD_DECLINED and keep the raw code in ``decline_detail``."""
+
+    CARD_DECLINED = "card_declined"
+    INSUFFICIENT_FUNDS = "insufficient_funds"
+    FRAUDULENT = "fraudulent"
+
+
+def idempotency_key(operation: Operation, payment_id: str) -> str:
+    """The gateway idempotency key of ``operation`` on ``payment_id`` (see the module docstring's table)."""
+    if not payment_id or ":" in payment_id:
+        raise ValueError(f"payment_id must be non-empty and contain no ':' (got {payment_id!r})")
+    if operation is Operation.AUTHORIZE:
+        return payment_id
+    return f"{payment_id}:{operation.value}"
+
+
+def check_money(amount_minor: int, currency: str) -> None:
+    """Reject what a gateway must never see: a non-int (float, bool) or non-positive amount, a bad currency."""
+    if isinstance(amount_minor, bool) or not isinstance(amount_minor, int) or amount_minor <= 0:
+        raise ValueError(f"amount_minor must be a positive int in minor units (got {amount_minor!r})")
+    if not _CURRENCY.match(currency):
+        raise ValueError(f"currency must be an ISO 4217 code like 'EUR' (got {currency!r})")
+
+
+@dataclass(frozen=True)
+class GatewayResult:
+    """The gateway's answer to one operation.
+
+    ``gateway_reference`` identifies the payment at the gateway (Stripe PaymentIntent id, Adyen pspReference of
+    the payment); ``operation_reference`` identifies this operation (Stripe refund id, Adyen modification
+    pspReference, which the webhook of an asynchronous capture refers to), equal to ``gateway_reference`` where
+    the gateway has no separate one. ``amount_minor`` is the amount this operation concerned (authorized,
+    captured, refunded). ``replayed`` is True when the gateway answered from its idempotency record rather than
+    acting again.
+    """
+
+    operation: Operation
+    status: GatewayStatus
+    payment_id: str
+    idempotency_key: str
+    gateway_reference: str
+    operation_reference: str
+    amount_minor: int
+    currency: str
+    decline_reason: DeclineReason | None = None
+    decline_detail: str | None = None
+    replayed: bool = False
+
+
+@dataclass(frozen=True)
+class PaymentSnapshot:
+    """The state of one payment at the gateway, as ``lookup`` finds it."""
+
+    payment_id: str
+    gateway_reference: str
+    status: GatewayStatus
+    amount_minor: int
+    currency: str
+    captured_minor: int
+    refunded_minor: int
+    decline_reason: DeclineReason | None = None
+
+
+class GatewayError(Exception):
+    """Base of the gateway's failures; ``operation`` and ``payment_id`` say which call failed."""
+
+    def __init__(self, message: str, *, operation: Operation | None = None, payment_id: str | None = None) -> None:
+        super().__init__(message)
+        self.operation = operation
+        self.payment_id = payment_id
+
+
+class GatewayUnavailable(GatewayError):
+    """Not processed, certainly: safe to retry with the same idempotency key."""
+
+
+class GatewayOutcomeUnknown(GatewayError):
+    """Sent, no usable answer: it may have taken effect. Look up (or replay the same key) before deciding."""
+
+
+class GatewayRejected(GatewayError):
+    """A 4xx: the gateway refused our request as invalid. ``code`` is the gateway's error code."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        code: str,
+        operation: Operation | None = None,
+        payment_id: str | None = None,
+    ) -> None:
+        super().__init__(message, operation=operation, payment_id=payment_id)
+        self.status_code = status_code
+        self.code = code
+
+
+class GatewayNotConfigured(GatewayError):
+    """The selected gateway has no adapter or lacks its settings; raised by ``gateway_for``."""
+
+
+@runtime_checkable
+class Gateway(Protocol):
+    """A payment gateway. Every call is idempotent under the key ``idempotency_key(operation, payment_id)``.
+
+    ``gateway_reference`` is the one the authorization answered (or ``lookup`` found): Stripe captures, cancels
+    and refunds a PaymentIntent by its id, Adyen modifies a payment by its pspReference, so the saga keeps it.
+
+    Authorization is always manual-capture: money moves only on ``capture``. Implementations never retry on
+    their own (the workflow's Retry does, with bounds) and bound every network wait.
+    """
+
+    name: str
+
+    def authorize(self, *, payment_id: str, amount_minor: int, currency: str, card_token: str) -> GatewayResult:
+        """AUTHORIZED or DECLINED (with a DeclineReason)."""
+        ...
+
+    def capture(self, *, payment_id: str, gateway_reference: str, amount_minor: int, currency: str) -> GatewayResult:
+        """CAPTURED, CAPTURE_SUBMITTED (final later: lookup/webhook) or CAPTURE_FAILED. ``amount_minor`` at
+        most the authorized amount (partial capture)."""
+        ...
+
+    def void(self, *, payment_id: str, gateway_reference: str) -> GatewayResult:
+        """VOIDED: cancels an authorization that was not captured."""
+        ...
+
+    def refund(self, *, payment_id: str, gateway_reference: str, amount_minor: int, currency: str) -> GatewayResult:
+        """REFUNDED: gives back up to the captured amount."""
+        ...
+
+    def lookup(self, *, payment_id: str) -> PaymentSnapshot | None:
+        """The payment's state at the gateway, or None when the gateway never took its authorization (then an
+        authorize with the same key is safe to send). Stripe: the PaymentIntent found by ``metadata.payment_id``;
+        Adyen has no read API, so its adapter answers from the webhooks it recorded (CAPTURE, CAPTURE_FAILED)."""
+        ...
+
+    def close(self) -> None:
+        """Release network resources (connection pools)."""
+        ...

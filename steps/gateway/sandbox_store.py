@@ -1,0 +1,408 @@
+"""The sandbox gateway's state in SQLite: payments, idempotency records, attempt counters and the call log.
+
+WAL mode and one lock around every write transaction: the server is one process, and its state must survive a
+restart (and a client that crashed mid-call), so every answer is committed before it is sent.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from steps.gateway.port import DeclineReason, GatewayStatus, Operation
+
+JsonDict = dict[str, Any]
+CALL_LOG_LIMIT = 1000  # rows one /_sandbox/calls answer returns at most
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS payments (
+    payment_id TEXT PRIMARY KEY,
+    gateway_reference TEXT NOT NULL UNIQUE,
+    card_token TEXT NOT NULL,
+    status TEXT NOT NULL,
+    amount_minor INTEGER NOT NULL,
+    currency TEXT NOT NULL,
+    capture_minor INTEGER NOT NULL DEFAULT 0,
+    refunded_minor INTEGER NOT NULL DEFAULT 0,
+    decline_reason TEXT,
+    capture_mode TEXT NOT NULL,
+    capture_submitted_at_ms INTEGER,
+    updated_at_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS idempotency (
+    key TEXT PRIMARY KEY,
+    fingerprint TEXT NOT NULL,
+    http_status INTEGER NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS attempts (key TEXT PRIMARY KEY, count INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS calls (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    at_ms INTEGER NOT NULL,
+    operation TEXT NOT NULL,
+    payment_id TEXT NOT NULL,
+    idempotency_key TEXT NOT NULL,
+    amount_minor INTEGER,
+    http_status INTEGER NOT NULL,
+    outcome TEXT NOT NULL,
+    replayed INTEGER NOT NULL,
+    committed INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS calls_by_payment ON calls (payment_id, seq);
+"""
+
+
+class CaptureMode:
+    """How the sandbox answers a capture of a payment, chosen by its card token."""
+
+    SYNC = "sync"  # captured at once (Stripe)
+    ASYNC_CAPTURED = "async_captured"  # capture_submitted, settles to captured (Adyen "received" + CAPTURE)
+    ASYNC_FAILED = "async_failed"  # capture_submitted, settles to capture_failed (CAPTURE_FAILED webhook)
+    FAILS = "fails"  # capture_failed at once
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What the server sends back: HTTP status, JSON body, whether it replayed a stored answer."""
+
+    http_status: int
+    body: JsonDict
+    replayed: bool = False
+
+
+@dataclass(frozen=True)
+class OperationRequest:
+    """One validated request; ``decline_reason`` and ``capture_mode`` come from the card token."""
+
+    operation: Operation
+    payment_id: str
+    key: str
+    amount_minor: int | None
+    currency: str | None
+    card_token: str | None = None  # authorize only; later operations use the payment's stored token
+    decline_reason: DeclineReason | None = None
+    capture_mode: str = CaptureMode.SYNC
+
+
+def _result(
+    request: OperationRequest,
+    *,
+    status: GatewayStatus,
+    reference: str,
+    operation_reference: str,
+    amount_minor: int,
+    currency: str,
+    decline_reason: DeclineReason | None = None,
+) -> Answer:
+    return Answer(
+        200,
+        {
+            "operation": request.operation.value,
+            "status": status.value,
+            "payment_id": request.payment_id,
+            "idempotency_key": request.key,
+            "gateway_reference": reference,
+            "operation_reference": operation_reference,
+            "amount_minor": amount_minor,
+            "currency": currency,
+            "decline_reason": None if decline_reason is None else decline_reason.value,
+        },
+    )
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _error(http_status: int, code: str, message: str) -> Answer:
+    return Answer(http_status, {"error": {"code": code, "message": message}})
+
+
+class SandboxStore:
+    def __init__(self, path: Path, *, clock_ms: Callable[[], int] = _now_ms) -> None:
+        self._lock = threading.Lock()
+        self._clock_ms = clock_ms
+        # Set by the server's config; None settles a submitted capture only on /_sandbox/settle.
+        self.settle_after_ms: int | None = None
+        # One connection, used under the lock; any thread may use it (Starlette may run us in its threadpool).
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=5.0)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL survives a process crash
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    # --- test controls --------------------------------------------------------------------------------------
+
+    def reset(self) -> None:
+        with self._write() as db:
+            for table in ("payments", "idempotency", "attempts", "calls"):
+                db.execute(f"DELETE FROM {table}")  # noqa: S608  # fixed table names
+
+    def calls(self, payment_id: str | None) -> list[JsonDict]:
+        query = "SELECT * FROM calls"
+        args: tuple[str, ...] = ()
+        if payment_id is not None:
+            query += " WHERE payment_id = ?"
+            args = (payment_id,)
+        with self._lock:
+            rows = self._db.execute(query + f" ORDER BY seq LIMIT {CALL_LOG_LIMIT}", args).fetchall()
+        return [{**dict(row), "replayed": bool(row["replayed"]), "committed": bool(row["committed"])} for row in rows]
+
+    # --- requests -------------------------------------------------------------------------------------------
+
+    def count_attempt(self, key: str) -> int:
+        """Count one more attempt under ``key`` (persisted: a restart does not re-arm first-attempt faults)."""
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO attempts (key, count) VALUES (?, 1) ON CONFLICT (key) DO UPDATE SET count = count + 1",
+                (key,),
+            )
+            row = db.execute("SELECT count FROM attempts WHERE key = ?", (key,)).fetchone()
+        return int(row["count"])
+
+    def reference_and_token_of(self, payment_id: str) -> tuple[str, str] | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT gateway_reference, card_token FROM payments WHERE payment_id = ?", (payment_id,)
+            ).fetchone()
+        return None if row is None else (str(row["gateway_reference"]), str(row["card_token"]))
+
+    def log_call(self, request: OperationRequest, *, http_status: int, outcome: str) -> None:
+        """Log a call that changed nothing (a fault the sandbox injected)."""
+        with self._write() as db:
+            self._log(db, request, http_status=http_status, outcome=outcome, replayed=False, committed=False)
+
+    def _log(
+        self,
+        db: sqlite3.Connection,
+        request: OperationRequest,
+        *,
+        http_status: int,
+        outcome: str,
+        replayed: bool,
+        committed: bool,
+    ) -> None:
+        db.execute(
+            "INSERT INTO calls (at_ms, operation, payment_id, idempotency_key, amount_minor, http_status,"
+            " outcome, replayed, committed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                self._clock_ms(),
+                request.operation.value,
+                request.payment_id,
+                request.key,
+                request.amount_minor,
+                http_status,
+                outcome,
+                replayed,
+                committed,
+            ),
+        )
+
+    def execute(self, request: OperationRequest) -> Answer:
+        """One operation in one transaction: replay a stored answer, refuse a reused key, or act and store."""
+        fingerprint = json.dumps(
+            [request.operation.value, request.payment_id, request.amount_minor, request.currency, request.card_token]
+        )
+        with self._write() as db:
+            stored = db.execute("SELECT * FROM idempotency WHERE key = ?", (request.key,)).fetchone()
+            if stored is not None:
+                if stored["fingerprint"] != fingerprint:
+                    answer = _error(
+                        422, "idempotency_key_reused", f"idempotency key {request.key!r} was used with other parameters"
+                    )
+                else:
+                    answer = Answer(int(stored["http_status"]), json.loads(stored["body"]), replayed=True)
+                committed = False
+            else:
+                answer = self._act(db, request)
+                # Only answers that changed state are stored: a refused request changed nothing, may be resent.
+                committed = answer.http_status == 200
+                if committed:
+                    db.execute(
+                        "INSERT INTO idempotency (key, fingerprint, http_status, body) VALUES (?, ?, ?, ?)",
+                        (request.key, fingerprint, answer.http_status, json.dumps(answer.body)),
+                    )
+            outcome = answer.body.get("status") or answer.body["error"]["code"]
+            self._log(
+                db,
+                request,
+                http_status=answer.http_status,
+                outcome=str(outcome),
+                replayed=answer.replayed,
+                committed=committed,
+            )
+        return answer
+
+    def _act(self, db: sqlite3.Connection, request: OperationRequest) -> Answer:
+        now_ms = self._clock_ms()
+        payment_id, amount_minor = request.payment_id, request.amount_minor
+        row = db.execute("SELECT * FROM payments WHERE payment_id = ?", (payment_id,)).fetchone()
+        if request.operation is Operation.AUTHORIZE:
+            if row is not None:
+                # The same payment under another key: exactly what property 11 forbids, so say it loudly.
+                return _error(409, "payment_exists", f"payment {payment_id} was authorized under another key")
+            assert amount_minor is not None and request.currency is not None and request.card_token is not None
+            reference = "sbx_pay_" + secrets.token_hex(10)
+            decline_reason = request.decline_reason
+            status = GatewayStatus.AUTHORIZED if decline_reason is None else GatewayStatus.DECLINED
+            db.execute(
+                "INSERT INTO payments (payment_id, gateway_reference, card_token, status, amount_minor,"
+                " currency, decline_reason, capture_mode, updated_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    payment_id,
+                    reference,
+                    request.card_token,
+                    status.value,
+                    amount_minor,
+                    request.currency,
+                    None if decline_reason is None else decline_reason.value,
+                    request.capture_mode,
+                    now_ms,
+                ),
+            )
+            return _result(
+                request,
+                status=status,
+                reference=reference,
+                operation_reference=reference,
+                amount_minor=amount_minor,
+                currency=request.currency,
+                decline_reason=decline_reason,
+            )
+        if row is None:
+            return _error(404, "payment_not_found", f"no payment {payment_id}")
+        row = self._settled(db, row, now_ms)
+        status = GatewayStatus(row["status"])
+        currency: str = row["currency"]
+        if request.currency is not None and request.currency != currency:
+            return _error(400, "currency_mismatch", f"payment is in {currency}, not {request.currency}")
+        modification = {
+            "reference": row["gateway_reference"],
+            "operation_reference": "sbx_mod_" + secrets.token_hex(10),
+        }
+        if request.operation is Operation.CAPTURE:
+            assert amount_minor is not None
+            if status is not GatewayStatus.AUTHORIZED:
+                return _error(409, "invalid_state", f"cannot capture a payment that is {status.value}")
+            if amount_minor > row["amount_minor"]:
+                return _error(
+                    400, "amount_too_large", f"capture {amount_minor} exceeds the authorized {row['amount_minor']}"
+                )
+            new_status = {
+                CaptureMode.SYNC: GatewayStatus.CAPTURED,
+                CaptureMode.FAILS: GatewayStatus.CAPTURE_FAILED,
+            }.get(row["capture_mode"], GatewayStatus.CAPTURE_SUBMITTED)
+            db.execute(
+                "UPDATE payments SET status = ?, capture_minor = ?, capture_submitted_at_ms = ?,"
+                " updated_at_ms = ? WHERE payment_id = ?",
+                (new_status.value, amount_minor, now_ms, now_ms, payment_id),
+            )
+            return _result(request, status=new_status, amount_minor=amount_minor, currency=currency, **modification)
+        if request.operation is Operation.VOID:
+            if status not in (GatewayStatus.AUTHORIZED, GatewayStatus.CAPTURE_FAILED):
+                return _error(409, "invalid_state", f"cannot void a payment that is {status.value}")
+            db.execute(
+                "UPDATE payments SET status = ?, updated_at_ms = ? WHERE payment_id = ?",
+                (GatewayStatus.VOIDED.value, now_ms, payment_id),
+            )
+            return _result(
+                request,
+                status=GatewayStatus.VOIDED,
+                amount_minor=row["amount_minor"],
+                currency=currency,
+                **modification,
+            )
+        assert request.operation is Operation.REFUND and amount_minor is not None
+        if status not in (GatewayStatus.CAPTURED, GatewayStatus.REFUNDED):
+            return _error(409, "invalid_state", f"cannot refund a payment that is {status.value}")
+        refundable_minor = row["capture_minor"] - row["refunded_minor"]
+        if amount_minor > refundable_minor:
+            return _error(400, "amount_too_large", f"refund {amount_minor} exceeds the refundable {refundable_minor}")
+        db.execute(
+            "UPDATE payments SET status = ?, refunded_minor = refunded_minor + ?, updated_at_ms = ?"
+            " WHERE payment_id = ?",
+            (GatewayStatus.REFUNDED.value, amount_minor, now_ms, payment_id),
+        )
+        return _result(
+            request, status=GatewayStatus.REFUNDED, amount_minor=amount_minor, currency=currency, **modification
+        )
+
+    # --- asynchronous capture -------------------------------------------------------------------------------
+
+    def _settled(self, db: sqlite3.Connection, row: sqlite3.Row, now_ms: int) -> sqlite3.Row:
+        """Settle a submitted capture whose configured delay has passed (lazily, when the payment is read)."""
+        delay_ms = self.settle_after_ms
+        if (
+            row["status"] != GatewayStatus.CAPTURE_SUBMITTED.value
+            or delay_ms is None
+            or now_ms - int(row["capture_submitted_at_ms"]) < delay_ms
+        ):
+            return row
+        self._settle_row(db, row, None, now_ms)
+        fresh: sqlite3.Row = db.execute("SELECT * FROM payments WHERE payment_id = ?", (row["payment_id"],)).fetchone()
+        return fresh
+
+    def _settle_row(self, db: sqlite3.Connection, row: sqlite3.Row, outcome: GatewayStatus | None, now_ms: int) -> None:
+        if outcome is None:
+            failed = row["capture_mode"] == CaptureMode.ASYNC_FAILED
+            outcome = GatewayStatus.CAPTURE_FAILED if failed else GatewayStatus.CAPTURED
+        db.execute(
+            "UPDATE payments SET status = ?, updated_at_ms = ? WHERE payment_id = ?",
+            (outcome.value, now_ms, row["payment_id"]),
+        )
+
+    def settle(self, payment_id: str, outcome: GatewayStatus | None) -> Answer:
+        """Make a submitted capture final: ``outcome`` (captured/capture_failed) or the token's plan."""
+        with self._write() as db:
+            row = db.execute("SELECT * FROM payments WHERE payment_id = ?", (payment_id,)).fetchone()
+            if row is None:
+                return _error(404, "payment_not_found", f"no payment {payment_id}")
+            if row["status"] != GatewayStatus.CAPTURE_SUBMITTED.value:
+                return _error(409, "invalid_state", f"payment is {row['status']}, not capture_submitted")
+            self._settle_row(db, row, outcome, self._clock_ms())
+        return self.snapshot(payment_id)
+
+    def snapshot(self, payment_id: str) -> Answer:
+        with self._write() as db:
+            row = db.execute("SELECT * FROM payments WHERE payment_id = ?", (payment_id,)).fetchone()
+            if row is None:
+                return _error(404, "payment_not_found", f"no payment {payment_id}")
+            row = self._settled(db, row, self._clock_ms())
+        status = GatewayStatus(row["status"])
+        captured = status in (GatewayStatus.CAPTURED, GatewayStatus.REFUNDED)
+        return Answer(
+            200,
+            {
+                "payment_id": row["payment_id"],
+                "gateway_reference": row["gateway_reference"],
+                "status": status.value,
+                "amount_minor": row["amount_minor"],
+                "currency": row["currency"],
+                "captured_minor": row["capture_minor"] if captured else 0,
+                "refunded_minor": row["refunded_minor"],
+                "decline_reason": row["decline_reason"],
+            },
+        )

@@ -1,0 +1,60 @@
+"""Step 6, NotifyMerchant: publish the outbox row to SQS (deduplication id = the event's ULID), mark it sent.
+Compensation: ParkNotification leaves it for redelivery; a payment is never unwound because a notification failed."""
+
+from __future__ import annotations
+
+import json
+
+from ledger.outbox import OutboxEvent, get_event, mark_sent, record_attempt
+from steps import deps
+from steps.payment_state import load, move
+from steps.runtime import StepInput, StepResult, step
+
+
+def _event(payment_id: int) -> tuple[str, OutboxEvent]:
+    with deps.engine().connect() as conn:
+        payment = load(conn, payment_id)
+        event_type = "payment.review" if payment.status == "review" else "payment.succeeded"
+        event = get_event(conn, payment_id=payment_id, event_type=event_type)
+    if event is None:
+        raise ValueError(f"payment {payment_id} has no {event_type} event: CommitLedger writes it")
+    return payment.status, event
+
+
+def _finish(payment_id: int) -> None:
+    """committed -> succeeded (a payment held for review stays in review)."""
+    with deps.engine().begin() as conn:
+        payment = load(conn, payment_id, for_update=True)
+        if payment.status == "committed":
+            move(conn, payment, "succeeded")
+
+
+@step("NotifyMerchant")
+def _notify(data: StepInput) -> StepResult:
+    _, event = _event(data.payment_id)
+    if event.sent_at is None:
+        deps.sqs().send_message(
+            QueueUrl=deps.notifications_queue_url(),
+            MessageBody=json.dumps({"id": event.id, **event.payload}, sort_keys=True),
+            MessageGroupId=str(data.payment_id),
+            MessageDeduplicationId=event.id,  # a resend after a crash between send and mark is dropped by SQS
+        )
+        with deps.engine().begin() as conn:
+            mark_sent(conn, event_id=event.id)
+    _finish(data.payment_id)
+    return {"event_id": event.id, "event_type": event.event_type}
+
+
+handler = _notify
+
+
+@step("ParkNotification")
+def _park_notification(data: StepInput) -> StepResult:
+    _, event = _event(data.payment_id)
+    with deps.engine().begin() as conn:
+        record_attempt(conn, event_id=event.id)
+    _finish(data.payment_id)
+    return {"event_id": event.id, "parked": event.sent_at is None}
+
+
+park_notification = _park_notification

@@ -1,0 +1,44 @@
+"""Step 2, ReserveBalance: a pending transfer in the ledger. Compensation: ReleaseReservation voids it."""
+
+from __future__ import annotations
+
+from ledger.posting import reserve, void
+from ledger.results import Reason
+from steps import deps
+from steps.payment_state import load, move
+from steps.runtime import StepInput, StepResult, step
+
+# Statuses in which the reservation's release also moves the payment to "released".
+_RELEASABLE = frozenset({"validated", "reserved", "authorized", "voided", "capture_failed"})
+
+
+@step("ReserveBalance")
+def _reserve(data: StepInput) -> StepResult:
+    with deps.engine().begin() as conn:
+        payment = load(conn, data.payment_id, for_update=True)
+        assert payment.gateway is not None, "the start handler records the gateway"
+        result = reserve(conn, payment_id=payment.id, merchant_id=payment.merchant_id, gateway=payment.gateway,
+                         currency=payment.currency, amount_minor=payment.amount_minor)
+        if result.applied and payment.status == "validated":
+            move(conn, payment, "reserved")
+    assert result.in_effect, f"reserve of payment {payment.id}: {result.reason}"
+    return {"transaction_id": result.transaction_id, "amount_minor": result.amount_minor,
+            "replayed": not result.applied}
+
+
+handler = _reserve
+
+
+@step("ReleaseReservation")
+def _release(data: StepInput) -> StepResult:
+    with deps.engine().begin() as conn:
+        payment = load(conn, data.payment_id, for_update=True)
+        result = void(conn, payment_id=payment.id)
+        if result.applied and payment.status in _RELEASABLE:
+            move(conn, payment, "released")
+    # NO_RESERVATION (the step never took effect) and ALREADY_RESOLVED (posted, then reversed) are no-ops.
+    return {"released": result.in_effect, "reason": str(result.reason),
+            "noop": result.reason in (Reason.NO_RESERVATION, Reason.ALREADY_RESOLVED, Reason.ALREADY_APPLIED)}
+
+
+release_reservation = _release

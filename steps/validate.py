@@ -1,0 +1,92 @@
+"""Step 1, ValidatePayment: business rules and the fraud score. Compensation: RejectPayment."""
+
+from __future__ import annotations
+
+import json
+
+from ledger.merchants import get_merchant
+from steps import deps
+from steps.errors import (
+    BUSINESS_ERRORS,
+    AmountAboveLimit,
+    BusinessError,
+    CurrencyNotSupported,
+    FraudRejected,
+    ServiceUnavailable,
+)
+from steps.fraud import assess, decision_for
+from steps.payment_state import FINAL_FAILED, load, move
+from steps.runtime import StepInput, StepResult, step
+
+# Outcomes of validation: the payment is refused outright ("rejected"), not failed along the way.
+_REJECTIONS = frozenset({"FraudRejected", "CurrencyNotSupported", "AmountAboveLimit", "ValidationRejected"})
+
+
+def _recorded_failure(code: str | None, message: str | None) -> BusinessError:
+    """Re-raise a payment's recorded outcome (a replay of a finished payment ends where it ended)."""
+    for cls in BusinessError.__subclasses__():
+        if cls.__name__ == code:
+            return cls(message or code)
+    return ServiceUnavailable(message or "the payment failed earlier")
+
+
+@step("ValidatePayment")
+def _validate(data: StepInput) -> StepResult:
+    with deps.engine().begin() as conn:
+        payment = load(conn, data.payment_id, for_update=True)
+        if payment.status in FINAL_FAILED:
+            raise _recorded_failure(payment.failure_code, payment.failure_message)
+        if payment.fraud_score is not None:  # validated before: the recorded result
+            return {"decision": decision_for(payment.fraud_score), "fraud_score": payment.fraud_score}
+        merchant = get_merchant(conn, merchant_id=payment.merchant_id)
+        assert merchant is not None, "payments.merchant_id is a foreign key"
+        if payment.currency not in merchant.currencies:
+            raise CurrencyNotSupported(f"merchant {merchant.id} does not accept {payment.currency}")
+        if payment.amount_minor > merchant.max_amount_minor:
+            raise AmountAboveLimit(
+                f"{payment.amount_minor} exceeds the merchant's limit of {merchant.max_amount_minor} minor units"
+            )
+        assessment = assess(conn, payment)
+        if assessment.decision == "reject":
+            raise FraudRejected(f"fraud score {assessment.score}: " + "; ".join(assessment.reasons))
+        move(conn, payment, "validated", fraud_score=assessment.score)
+    return {"decision": assessment.decision, "fraud_score": assessment.score, "reasons": list(assessment.reasons)}
+
+
+handler = _validate
+
+
+def outcome_of(error: dict[str, object] | None) -> tuple[str, str]:
+    """(business error name, cause) for what a Catch recorded at $.error."""
+    name = str((error or {}).get("Error", "ServiceUnavailable"))
+    cause = str((error or {}).get("Cause", ""))
+    if name in BUSINESS_ERRORS:
+        return name, _message_of(cause) or name
+    return ServiceUnavailable.__name__, f"{name}: {_message_of(cause) or 'a backend stayed unavailable'}"
+
+
+def _message_of(cause: str) -> str:
+    """Lambda's Cause is JSON with errorMessage; keep only the message (never a stack trace) for the merchant."""
+    try:
+        parsed = json.loads(cause)
+    except (ValueError, TypeError):
+        return cause[:500]
+    if isinstance(parsed, dict):
+        return str(parsed.get("errorMessage", ""))[:500]
+    return cause[:500]
+
+
+@step("RejectPayment")
+def _reject(data: StepInput) -> StepResult:
+    """The last compensation: record the business outcome on the payment. Idempotent: a second run keeps the first."""
+    with deps.engine().begin() as conn:
+        payment = load(conn, data.payment_id, for_update=True)
+        if payment.status in FINAL_FAILED and payment.failure_code:
+            return {"error": payment.failure_code, "cause": payment.failure_message or payment.failure_code}
+        error, cause = outcome_of(data.error)
+        final = "refunded" if payment.status == "refunded" else "rejected" if error in _REJECTIONS else "failed"
+        move(conn, payment, final, failure_code=error, failure_message=cause)
+    return {"error": error, "cause": cause}
+
+
+reject_payment = _reject

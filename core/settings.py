@@ -37,6 +37,8 @@ class Settings(BaseSettings):
 
     # Empty means "run statemachine.asl.json on the local runtime"; on AWS the Express state machine's ARN.
     state_machine_arn: str | None = Field(default=None, validation_alias="STATE_MACHINE_ARN")
+    # Off AWS only: the ASL file the local runtime executes (benchmarks swap in a trivial machine).
+    local_state_machine_file: str | None = Field(default=None, validation_alias="LOCAL_STATE_MACHINE_FILE")
 
     gateway: Literal["sandbox", "stripe", "adyen"] = Field(default="sandbox", validation_alias="PAYMENT_GATEWAY")
     sandbox_gateway_url: str | None = Field(default=None, validation_alias="SANDBOX_GATEWAY_URL")

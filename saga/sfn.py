@@ -67,7 +67,8 @@ def step_functions(settings: Settings) -> tuple[StepFunctions, str]:
     if settings.state_machine_arn:
         sfn = client("stepfunctions", settings, Config(read_timeout=SYNC_READ_TIMEOUT_S, retries={"max_attempts": 1}))
         return sfn, settings.state_machine_arn
-    return _local_client(STATE_MACHINE_FILE), local_state_machine_arn()
+    definition = Path(settings.local_state_machine_file) if settings.local_state_machine_file else STATE_MACHINE_FILE
+    return _local_client(definition.resolve()), local_state_machine_arn()
 
 
 def history_of(sfn: Any, execution_arn: str) -> list[dict[str, Any]] | None:

@@ -14,6 +14,7 @@ import redis as redis_lib
 
 from core.settings import Settings, settings
 from tests.support import servers
+from tests.support.live import LiveStack, live_stack
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 ORACLES = PROJECT_ROOT.parent / "shared" / "oracles"
@@ -97,3 +98,10 @@ def app_settings(
     provision(current)
     yield current
     settings.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def live() -> Iterator[LiveStack]:
+    """The whole local stack, as `make run` starts it, in a throwaway folder (started once per session)."""
+    with live_stack() as stack:
+        yield stack

@@ -26,12 +26,8 @@ from saga.api.errors import ApiError, json_response
 from saga.api.payment_view import payment_body
 from saga.api.request import PaymentRequest
 from saga.sfn import execution_input, history_of, step_functions
+from steps.errors import BUSINESS_ERRORS
 
-# The saga's business outcomes: the payment failed cleanly (fully compensated) and the customer is told so.
-BUSINESS_ERRORS = frozenset({
-    "PaymentDeclined", "InsufficientFunds", "FraudRejected", "GatewayUnavailable", "CurrencyNotSupported",
-    "AmountAboveLimit", "CaptureFailed", "CommitRejected", "ValidationRejected",
-})
 NEEDS_ATTENTION = "PaymentNeedsAttention"
 RETRY_AFTER_S = 2
 

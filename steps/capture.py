@@ -89,7 +89,7 @@ def _refund(data: StepInput) -> StepResult:
     if payment.captured_amount_minor is None:
         return {"outcome": "nothing_captured"}
     if payment.status == "refunded":
-        return {"outcome": "refunded", "replayed": True}
+        return {"outcome": "refunded", "refunded_minor": payment.captured_amount_minor, "replayed": True}
     gateway, key = deps.gateway(), str(payment.id)
     try:
         assert payment.gateway_reference is not None, "a captured payment was authorized"

@@ -67,7 +67,7 @@ handler = _commit
 def _reverse(data: StepInput) -> StepResult:
     with deps.engine().begin() as conn:
         result = reverse(conn, payment_id=data.payment_id)
-    return {"reversed": result.in_effect, "reason": str(result.reason)}
+    return {"reversed": result.in_effect, "replayed": not result.applied}
 
 
 reverse_ledger = _reverse

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from ledger.posting import reserve, void
-from ledger.results import Reason
 from steps import deps
 from steps.payment_state import load, move
 from steps.runtime import StepInput, StepResult, step
@@ -36,9 +35,8 @@ def _release(data: StepInput) -> StepResult:
         result = void(conn, payment_id=payment.id)
         if result.applied and payment.status in _RELEASABLE:
             move(conn, payment, "released")
-    # NO_RESERVATION (the step never took effect) and ALREADY_RESOLVED (posted, then reversed) are no-ops.
-    return {"released": result.in_effect, "reason": str(result.reason),
-            "noop": result.reason in (Reason.NO_RESERVATION, Reason.ALREADY_RESOLVED, Reason.ALREADY_APPLIED)}
+    # NO_RESERVATION (the step never took effect) and ALREADY_RESOLVED (it was posted) are no-ops.
+    return {"released": result.in_effect, "replayed": not result.applied}
 
 
 release_reservation = _release

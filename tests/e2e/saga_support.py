@@ -51,7 +51,9 @@ def authorizations(calls: list[dict[str, Any]]) -> int:
 
 
 def captures(calls: list[dict[str, Any]]) -> int:
-    return sum(1 for c in calls if c["operation"] == "capture" and c["committed"])
+    """Captures that moved (or will move) money: a refused capture is recorded but took nothing."""
+    return sum(1 for c in calls if c["operation"] == "capture" and c["committed"]
+               and c["outcome"] in ("captured", "capture_submitted"))
 
 
 def outbox(live: LiveStack, payment_id: str) -> list[dict[str, Any]]:

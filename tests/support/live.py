@@ -106,6 +106,7 @@ def live_stack() -> Iterator[LiveStack]:
     env = {k: v for k, v in os.environ.items() if k not in BACKEND_VARS}
     env.update(TEST_ENV)
     env["PAYSAGA_STACK_DIR"] = str(root)
+    env["COLUMNS"] = "250"  # Rich tables must not fold ids in what the tests read
     stack = LiveStack(root=root, env=env)
     try:
         result = stack.cli("stack", "up")

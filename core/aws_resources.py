@@ -39,9 +39,8 @@ def topic_arn(sns: Any, name: str) -> str:
     return str(sns.create_topic(Name=name)["TopicArn"])
 
 
-def provision(settings: Settings) -> dict[str, str]:
-    """Create every table, queue, topic and bus that does not exist yet; return what was found or made."""
-    made: dict[str, str] = {}
+def create_tables(settings: Settings) -> list[str]:
+    """Create the DynamoDB tables that do not exist yet (TTL enabled where the table has one); their names."""
     dynamodb = client("dynamodb", settings)
     for table in tables(settings):
         try:
@@ -60,7 +59,12 @@ def provision(settings: Settings) -> dict[str, str]:
         except ClientError as error:
             if error.response["Error"]["Code"] != "ResourceInUseException":
                 raise
-        made[f"table:{table.name}"] = table.name
+    return [table.name for table in tables(settings)]
+
+
+def provision(settings: Settings) -> dict[str, str]:
+    """Create every table, queue, topic and bus that does not exist yet; return what was found or made."""
+    made = {f"table:{name}": name for name in create_tables(settings)}
 
     sqs = client("sqs", settings)
     dlq_url = sqs.create_queue(QueueName=settings.notifications_dlq, Attributes={"FifoQueue": "true"})["QueueUrl"]

@@ -22,6 +22,8 @@ class Settings(BaseSettings):
 
     # PostgreSQL: on AWS the RDS Proxy endpoint; credentials arrive in the URL built by the deployment.
     database_url: SecretStr = Field(validation_alias="DATABASE_URL")
+    # On AWS the URL carries no password: the functions read it from this Secrets Manager secret (rotation-safe).
+    database_secret_arn: str | None = Field(default=None, validation_alias="DATABASE_SECRET_ARN")
     redis_url: str = Field(validation_alias="REDIS_URL")
 
     aws_region: str = Field(default="eu-west-1", validation_alias="AWS_REGION")

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import typer
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy import Engine
 
 from core.settings import SettingsError
 from saga.stack import local
@@ -147,12 +148,9 @@ def _demo_key_file() -> Path:
 
 def ensure_demo_merchant() -> str:
     """The demo merchant's API key: kept (mode 0600) in the git-ignored stack folder so `paysaga pay` can use it."""
-    from core.db import engine_for  # noqa: PLC0415
-    from core.settings import load_settings  # noqa: PLC0415
     from saga.merchant_keys import authenticate, create_merchant  # noqa: PLC0415
 
-    use_stack_env()
-    engine = engine_for(load_settings().sqlalchemy_url)
+    engine = _engine()
     key_file = _demo_key_file()
     if key_file.exists():
         with engine.connect() as conn:
@@ -193,12 +191,12 @@ merchants_app = typer.Typer(help="Merchants and their API keys (stored hashed)."
 app.add_typer(merchants_app, name="merchants")
 
 
-def _engine() -> Any:
-    from core.db import engine_for  # noqa: PLC0415
+def _engine() -> Engine:
+    from core.db import engine  # noqa: PLC0415
     from core.settings import load_settings  # noqa: PLC0415
 
     use_stack_env()
-    return engine_for(load_settings().sqlalchemy_url)
+    return engine(load_settings())
 
 
 @merchants_app.command("create")

@@ -14,7 +14,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from sqlalchemy.exc import SQLAlchemyError
 
 from core.aws import client
-from core.db import engine_for
+from core.db import engine as db_engine
 from core.settings import SettingsError, settings
 from ledger.merchants import Merchant
 from ledger.payments import get_payment
@@ -51,7 +51,7 @@ def _merchant(headers: dict[str, str] | None) -> Merchant:
         raise ApiError(401, "Unauthorized", "send the merchant API key as 'Authorization: Bearer <key>'",
                        headers={"WWW-Authenticate": "Bearer"})
     try:
-        with engine_for(settings().sqlalchemy_url).connect() as conn:
+        with db_engine(settings()).connect() as conn:
             merchant = authenticate(conn, api_key.strip())
     except SQLAlchemyError as error:
         raise unavailable("the database") from error
@@ -82,7 +82,7 @@ def show_payment(payment_id: str) -> Response[str]:
         raise ApiError(400, "PaymentIdMalformed", "the payment id is a decimal number of at most 19 digits",
                        "payment_id")
     try:
-        with engine_for(settings().sqlalchemy_url).connect() as conn:
+        with db_engine(settings()).connect() as conn:
             payment = get_payment(conn, payment_id=int(payment_id))
     except SQLAlchemyError as error:
         raise unavailable("the database") from error

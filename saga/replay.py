@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from ulid import ULID
 
-from core.db import engine_for
+from core.db import engine as db_engine
 from core.settings import Settings
 from ledger.executions import Execution, finish_execution, get_execution, insert_execution
 from ledger.payments import get_payment
@@ -32,7 +32,7 @@ class ReplayOutcome:
 
 
 def replay(settings: Settings, execution_arn: str) -> ReplayOutcome:
-    engine = engine_for(settings.sqlalchemy_url)
+    engine = db_engine(settings)
     with engine.connect() as conn:
         original: Execution | None = get_execution(conn, execution_arn=execution_arn)
         if original is None:

@@ -16,7 +16,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from sqlalchemy.exc import SQLAlchemyError
 from ulid import ULID
 
-from core.db import engine_for
+from core.db import engine as db_engine
 from core.settings import Settings
 from ledger.executions import finish_execution, insert_execution
 from ledger.merchants import Merchant
@@ -89,7 +89,7 @@ def run_payment(
                        "this Idempotency-Key was used with a different request body", "Idempotency-Key")
 
     payment_id, token = decision.payment_id, decision.token
-    engine = engine_for(settings.sqlalchemy_url)
+    engine = db_engine(settings)
     try:
         with engine.begin() as conn:
             insert_payment(conn, payment_id=payment_id, merchant_id=merchant.id, amount_minor=request.amount_minor,

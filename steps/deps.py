@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 
 from core.aws import client
 from core.aws_resources import queue_url
-from core.db import engine_for
+from core.db import engine as db_engine
 from core.settings import Settings, settings
 from steps.fence import fence_client
 from steps.gateway.factory import gateway_for
@@ -22,7 +22,7 @@ def current() -> Settings:
 
 
 def engine() -> Engine:
-    return engine_for(current().sqlalchemy_url)
+    return db_engine(current())
 
 
 @functools.cache

@@ -105,3 +105,18 @@ def live() -> Iterator[LiveStack]:
     """The whole local stack, as `make run` starts it, in a throwaway folder (started once per session)."""
     with live_stack() as stack:
         yield stack
+
+
+@pytest.fixture
+def dynamo_settings(aws_env: str) -> Settings:
+    """Settings pointing at the reset emulator with only the DynamoDB tables created: for tests that need neither
+    PostgreSQL nor Redis (their URLs are placeholders that are never dialled)."""
+    from core.aws_resources import create_tables
+
+    current = Settings(  # type: ignore[call-arg]
+        DATABASE_URL="postgresql://unused@127.0.0.1:1/unused",
+        REDIS_URL="redis://127.0.0.1:1/0",
+        AWS_ENDPOINT_URL=aws_env,
+    )
+    create_tables(current)
+    return current

@@ -93,7 +93,8 @@ def parse_body(raw: str | None) -> tuple[PaymentRequest, str]:
         request = PaymentRequest.model_validate(data)
     except ValidationError as error:
         first = error.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "body"
+        # A bad metadata key is located as ("metadata", <key>, "[key]"): name the key, not pydantic's marker.
+        where = ".".join(str(part) for part in first["loc"] if part not in ("", "[key]")) or "body"
         message = first["msg"].removeprefix("Value error, ")
         raise ApiError(400, "BodyInvalid", f"{where}: {message}", where) from None
     canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)

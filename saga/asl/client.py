@@ -41,6 +41,19 @@ def _client_error(code: str, message: str, operation: str) -> ClientError:
     return ClientError(response, operation)
 
 
+def _outcome_fields(outcome: Outcome) -> dict[str, Any]:
+    """`output` of a success, or `error`/`cause` of a failure, as Step Functions' responses carry them."""
+    if outcome.status == "SUCCEEDED":
+        return {"output": json.dumps(outcome.output, separators=(",", ":"), ensure_ascii=False),
+                "outputDetails": {"included": True}}
+    fields: dict[str, Any] = {}
+    if outcome.error is not None:
+        fields["error"] = outcome.error
+    if outcome.cause is not None:
+        fields["cause"] = outcome.cause
+    return fields
+
+
 @dataclass
 class _Machine:
     arn: str
@@ -203,14 +216,7 @@ class LocalStepFunctions:
             },
             "ResponseMetadata": {"HTTPStatusCode": 200, "RequestId": str(uuid.uuid4())},
         }
-        if outcome.status == "SUCCEEDED":
-            response["output"] = json.dumps(outcome.output, separators=(",", ":"), ensure_ascii=False)
-            response["outputDetails"] = {"included": True}
-        else:
-            if outcome.error is not None:
-                response["error"] = outcome.error
-            if outcome.cause is not None:
-                response["cause"] = outcome.cause
+        response.update(_outcome_fields(outcome))
         return response
 
     def start_execution(self, *, stateMachineArn: str, name: str | None = None,
@@ -230,14 +236,7 @@ class LocalStepFunctions:
         outcome = record.outcome
         if outcome is not None:
             response["stopDate"] = record.stop
-            if outcome.status == "SUCCEEDED":
-                response["output"] = json.dumps(outcome.output, separators=(",", ":"), ensure_ascii=False)
-                response["outputDetails"] = {"included": True}
-            else:
-                if outcome.error is not None:
-                    response["error"] = outcome.error
-                if outcome.cause is not None:
-                    response["cause"] = outcome.cause
+            response.update(_outcome_fields(outcome))
         return response
 
     def wait_for_execution(self, executionArn: str, timeout_s: float) -> bool:

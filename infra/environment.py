@@ -1,0 +1,49 @@
+"""The environment every function gets: exactly the variable names core/settings.py reads.
+
+One exception, DATABASE_SECRET_ARN: the database password never enters the environment; the function reads it from
+Secrets Manager at cold start and puts it into DATABASE_URL (see the report / core.settings change it needs).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# Not read by core/settings.py yet: the Aurora-generated secret ({"username", "password", ...}) the password comes from.
+DATABASE_SECRET_ARN: Final[str] = "DATABASE_SECRET_ARN"  # noqa: S105  (a variable name, not a secret)
+
+
+def runtime_environment(
+    *,
+    database_url: str,
+    database_secret_arn: str,
+    redis_url: str,
+    idempotency_table: str,
+    worker_slots_table: str,
+    notifications_queue: str,
+    notifications_dlq: str,
+    notifications_topic: str,
+    event_bus: str,
+    gateway: str,
+    sandbox_gateway_url: str,
+    gateway_timeout_ms: int,
+    idempotency_in_progress_ttl_ms: int,
+    log_level: str = "INFO",
+) -> dict[str, str]:
+    environment = {
+        "DATABASE_URL": database_url,
+        DATABASE_SECRET_ARN: database_secret_arn,
+        "REDIS_URL": redis_url,
+        "IDEMPOTENCY_TABLE": idempotency_table,
+        "WORKER_SLOTS_TABLE": worker_slots_table,
+        "NOTIFICATIONS_QUEUE": notifications_queue,
+        "NOTIFICATIONS_DLQ": notifications_dlq,
+        "NOTIFICATIONS_TOPIC": notifications_topic,
+        "EVENT_BUS": event_bus,
+        "PAYMENT_GATEWAY": gateway,
+        "GATEWAY_TIMEOUT_MS": str(gateway_timeout_ms),
+        "IDEMPOTENCY_IN_PROGRESS_TTL_MS": str(idempotency_in_progress_ttl_ms),
+        "LOG_LEVEL": log_level,
+    }
+    if sandbox_gateway_url:
+        environment["SANDBOX_GATEWAY_URL"] = sandbox_gateway_url
+    return environment

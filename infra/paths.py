@@ -1,0 +1,12 @@
+"""Where the CDK app finds the repository's files: the Lambda code and the one state machine definition."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Final
+
+REPO_ROOT: Final[Path] = Path(__file__).resolve().parent.parent
+STATE_MACHINE_FILE: Final[Path] = REPO_ROOT / "statemachine.asl.json"
+
+# The runtime packages a Lambda function imports; everything else in the repository stays out of the asset.
+RUNTIME_PACKAGES: Final[tuple[str, ...]] = ("core", "saga", "steps", "ledger")

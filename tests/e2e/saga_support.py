@@ -41,8 +41,10 @@ def books_balance(live: LiveStack) -> tuple[int, int, int]:
             "       coalesce(sum(amount_minor) FILTER (WHERE side = 'credit'), 0) FROM ledger_entries")).one()
         stranded = conn.execute(text(
             "SELECT count(*) FROM ledger_transactions r JOIN payments p ON p.id = r.payment_id"
-            " WHERE r.kind = 'reserve' AND p.status IN ('succeeded','failed','rejected','refunded','review')"
-            "   AND NOT EXISTS (SELECT 1 FROM ledger_transactions x WHERE x.pending_transaction_id = r.id)")).scalar_one()
+            " WHERE r.kind = 'reserve'"
+            "   AND p.status IN ('succeeded', 'failed', 'rejected', 'refunded', 'review')"
+            "   AND NOT EXISTS (SELECT 1 FROM ledger_transactions x WHERE x.pending_transaction_id = r.id)"
+        )).scalar_one()
     return int(debits), int(credits), int(stranded)
 
 

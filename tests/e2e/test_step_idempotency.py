@@ -14,7 +14,7 @@ from ledger.payments import insert_payment
 from saga.stack.state import load
 from steps import authorize, capture, commit, notify, park, reserve, validate
 from tests.e2e.saga_support import authorizations, captures, ledger_kinds, outbox, payment_row
-from tests.support.live import LiveStack, TEST_ENV
+from tests.support.live import TEST_ENV, LiveStack
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+from sqlalchemy import Connection
+
 from ledger.outbox import OutboxEvent, get_event, mark_sent, record_attempt
 from steps import deps
 from steps.payment_state import load, move
@@ -21,12 +23,11 @@ def _event(payment_id: int) -> tuple[str, OutboxEvent]:
     return payment.status, event
 
 
-def _finish(payment_id: int) -> None:
+def _finish(conn: Connection, payment_id: int) -> None:
     """committed -> succeeded (a payment held for review stays in review)."""
-    with deps.engine().begin() as conn:
-        payment = load(conn, payment_id, for_update=True)
-        if payment.status == "committed":
-            move(conn, payment, "succeeded")
+    payment = load(conn, payment_id, for_update=True)
+    if payment.status == "committed":
+        move(conn, payment, "succeeded")
 
 
 @step("NotifyMerchant")
@@ -39,9 +40,10 @@ def _notify(data: StepInput) -> StepResult:
             MessageGroupId=str(data.payment_id),
             MessageDeduplicationId=event.id,  # a resend after a crash between send and mark is dropped by SQS
         )
-        with deps.engine().begin() as conn:
+    with deps.engine().begin() as conn:  # marked sent and the status moved in one commit
+        if event.sent_at is None:
             mark_sent(conn, event_id=event.id)
-    _finish(data.payment_id)
+        _finish(conn, data.payment_id)
     return {"event_id": event.id, "event_type": event.event_type}
 
 
@@ -53,7 +55,7 @@ def _park_notification(data: StepInput) -> StepResult:
     _, event = _event(data.payment_id)
     with deps.engine().begin() as conn:
         record_attempt(conn, event_id=event.id)
-    _finish(data.payment_id)
+        _finish(conn, data.payment_id)
     return {"event_id": event.id, "parked": event.sent_at is None}
 
 

@@ -50,6 +50,11 @@ def unavailable(what: str) -> ApiError:
                     headers={"Retry-After": str(RETRY_AFTER_S)})
 
 
+def _in_flight() -> ApiError:
+    return ApiError(409, "RequestInFlight", "a request with this Idempotency-Key is still in flight",
+                    "Idempotency-Key", headers={"Retry-After": str(RETRY_AFTER_S)})
+
+
 def _answer(result: dict[str, Any]) -> HttpAnswer:
     return HttpAnswer(int(result["statusCode"]), dict(result["headers"]), str(result["body"]))
 
@@ -77,13 +82,14 @@ def run_payment(
         decision = gate.begin(merchant.id, key, fingerprint, new_payment_id=ids.next_id)
     except (BotoCoreError, ClientError) as error:
         raise unavailable("the idempotency store") from error
+    except idempotency.GateContentionError as error:
+        raise _in_flight() from error  # other requests with this key kept changing its record: one is in flight
     if isinstance(decision, idempotency.Replay):
         stored = decision.response
         return HttpAnswer(stored.status_code, dict(stored.headers), stored.body.decode("utf-8")).proxy_result(
             replayed=True)
     if isinstance(decision, idempotency.InFlight):
-        raise ApiError(409, "RequestInFlight", "a request with this Idempotency-Key is still in flight",
-                       "Idempotency-Key", headers={"Retry-After": str(RETRY_AFTER_S)})
+        raise _in_flight()
     if isinstance(decision, idempotency.Mismatch):
         raise ApiError(422, "IdempotencyKeyReused",
                        "this Idempotency-Key was used with a different request body", "Idempotency-Key")

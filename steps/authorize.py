@@ -20,7 +20,7 @@ from steps.gateway.port import (
 )
 from steps.gateway.port import GatewayUnavailable as GatewayDown
 from steps.payment_state import load, move
-from steps.runtime import StepInput, StepResult, step
+from steps.runtime import StepInput, StepResult, logger, step
 
 # At the gateway these mean an authorization exists (or existed and moved on).
 _AUTHORIZED_AT_GATEWAY = frozenset({GatewayStatus.AUTHORIZED, GatewayStatus.CAPTURED, GatewayStatus.CAPTURE_SUBMITTED,
@@ -63,6 +63,12 @@ def _authorize(data: StepInput) -> StepResult:
                 reason, detail = snapshot.decline_reason, None
             except GatewayDown as error:
                 raise GatewayUnavailable(f"the gateway is unavailable: {error}") from error
+            except GatewayRejected as error:
+                # The gateway refused the request itself (e.g. an unknown card token): a decline for the customer;
+                # the gateway's raw text stays in our logs, not in the merchant's answer.
+                logger.warning("gateway rejected authorization", extra={"payment_id": payment_key,
+                                                                        "code": error.code})
+                raise PaymentDeclined(f"the gateway refused the payment method ({error.code})") from error
             if status is GatewayStatus.DECLINED:
                 raise _decline(reason, detail)
             if status not in _AUTHORIZED_AT_GATEWAY:

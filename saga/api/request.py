@@ -14,6 +14,8 @@ from saga.api.errors import ApiError
 MAX_BODY_BYTES = 16_384
 IDEMPOTENCY_KEY_MAX_CHARS = 255
 MAX_METADATA_KEYS = 20
+# The request is 2 levels deep (metadata); anything far deeper is refused before anything recurses over it.
+MAX_JSON_DEPTH = 8
 
 ShortText = Annotated[str, StringConstraints(min_length=1, max_length=128, strip_whitespace=False)]
 
@@ -76,6 +78,38 @@ def idempotency_key(headers: dict[str, str] | None) -> str:
     return key
 
 
+def _is_unstorable(text: str) -> bool:
+    return "\x00" in text or any(0xD800 <= ord(c) <= 0xDFFF for c in text)
+
+
+def _field(path: str) -> str:
+    return path.encode("unicode_escape").decode("ascii")  # a NUL or surrogate in a key, shown as an escape
+
+
+def _check_json_tree(data: object) -> None:
+    """Refuse a tree nested deeper than MAX_JSON_DEPTH, or text no UTF-8 column can store (NUL, lone surrogates).
+
+    Iterative, so a deep body cannot exhaust the stack here.
+    """
+    pending: list[tuple[object, str, int]] = [(data, "", 0)]
+    while pending:
+        value, where, depth = pending.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise ApiError(400, "BodyMalformed", f"the body is nested deeper than {MAX_JSON_DEPTH} levels", "body")
+        if isinstance(value, str) and _is_unstorable(value):
+            raise ApiError(400, "BodyInvalid", f"{_field(where)}: text must not contain NUL or unpaired surrogates",
+                           _field(where))
+        if isinstance(value, dict):
+            for key, item in value.items():
+                path = f"{where}.{key}" if where else str(key)
+                if _is_unstorable(str(key)):
+                    raise ApiError(400, "BodyInvalid",
+                                   f"{_field(path)}: names must not contain NUL or unpaired surrogates", _field(path))
+                pending.append((item, path, depth + 1))
+        elif isinstance(value, list):
+            pending.extend((item, f"{where}.{index}", depth + 1) for index, item in enumerate(value))
+
+
 def parse_body(raw: str | None) -> tuple[PaymentRequest, str]:
     """The validated request and its fingerprint (sha256 of the canonical JSON of what was sent)."""
     if raw is None or raw == "":
@@ -87,8 +121,13 @@ def parse_body(raw: str | None) -> tuple[PaymentRequest, str]:
     except json.JSONDecodeError as error:
         raise ApiError(400, "BodyMalformed", f"the body is not valid JSON: {error.msg} at position {error.pos}",
                        "body") from None
+    except RecursionError:  # the decoder recurses per nesting level
+        raise ApiError(400, "BodyMalformed", f"the body is nested deeper than {MAX_JSON_DEPTH} levels",
+                       "body") from None
     if not isinstance(data, dict):
         raise ApiError(400, "BodyMalformed", "the body must be a JSON object", "body")
+    # JSON allows "\u0000" and unpaired "\ud800" escapes; PostgreSQL text and UTF-8 cannot hold them.
+    _check_json_tree(data)
     try:
         request = PaymentRequest.model_validate(data)
     except ValidationError as error:

@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from saga.http.apigateway import from_result, new_context, to_event
 
@@ -66,8 +67,15 @@ def build_app(handler: Handler | None = None) -> Starlette:
             response.headers.append(name, value)
         return response
 
-    methods = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
-    return Starlette(routes=[Route("/health", health), Route("/{path:path}", proxy, methods=methods)])
+    async def everything_else(scope: Scope, receive: Receive, send: Send) -> None:
+        # The router's fallback rather than a "/{path:path}" route: that pattern matches no path holding a newline
+        # (%0A), which then got Starlette's text/plain 404 instead of the API's own JSON answer.
+        response = await proxy(Request(scope, receive))
+        await response(scope, receive, send)
+
+    app = Starlette(routes=[Route("/health", health)])
+    app.router.default = everything_else
+    return app
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -44,6 +44,13 @@ def _ids() -> SnowflakeGenerator:
     return create_generator(settings())
 
 
+def shutdown() -> None:
+    """Release what the process holds (its Snowflake worker slot), if it ever took it."""
+    if _ids.cache_info().currsize:
+        _ids().close()
+        _ids.cache_clear()
+
+
 def _merchant(headers: dict[str, str] | None) -> Merchant:
     value = header(headers, "Authorization") or ""
     scheme, _, api_key = value.partition(" ")

@@ -73,9 +73,18 @@ def build_app(handler: Handler | None = None) -> Starlette:
         response = await proxy(Request(scope, receive))
         await response(scope, receive, send)
 
-    app = Starlette(routes=[Route("/health", health)])
+    app = Starlette(routes=[Route("/health", health)], on_shutdown=[_release_worker_slot])
     app.router.default = everything_else
     return app
+
+
+def _release_worker_slot() -> None:
+    """A clean stop gives the Snowflake worker slot back at once instead of letting its lease run out."""
+    import sys  # noqa: PLC0415
+
+    handler_module = sys.modules.get("saga.handler")
+    if handler_module is not None:
+        handler_module.shutdown()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -353,6 +353,20 @@ def executions_replay(execution: str = typer.Argument(..., help="Execution ARN o
                   f"-> payment is [bold]{outcome.payment_status}[/]")
 
 
+@app.command("simulate")
+@one_line_errors
+def simulate(
+    seeds: int = typer.Option(20, min=1, max=10_000, help="How many seeds to run."),
+    seed_from: int = typer.Option(0, min=0, help="The first seed (a failure names the seed that reproduces it)."),
+    payments: int = typer.Option(15, min=1, max=500, help="Payments per seed."),
+) -> None:
+    """Crash-injection simulation on a throwaway local stack: every property of DESIGN 12 checked per seed."""
+    from saga.simulate.command import simulate as run_simulation  # noqa: PLC0415
+
+    if not run_simulation(seeds=seeds, seed_from=seed_from, payments_per_seed=payments, console=console):
+        raise typer.Exit(1)
+
+
 def _mount_ledger() -> None:
     from ledger.cli import ledger_app  # noqa: PLC0415
 

@@ -8,7 +8,13 @@ idempotency key (a repeated request gets the first answer), the optimistic lock 
 from __future__ import annotations
 
 from steps import deps
-from steps.errors import GatewayUnavailable, InsufficientFunds, PaymentDeclined, TransientError
+from steps.errors import (
+    CapturedAtGateway,
+    GatewayUnavailable,
+    InsufficientFunds,
+    PaymentDeclined,
+    TransientError,
+)
 from steps.fence import FenceUnavailable, authorize_fence
 from steps.gateway.port import (
     DeclineReason,
@@ -19,7 +25,7 @@ from steps.gateway.port import (
     PaymentSnapshot,
 )
 from steps.gateway.port import GatewayUnavailable as GatewayDown
-from steps.payment_state import load, move
+from steps.payment_state import load, move, refuse_if_failed
 from steps.runtime import StepInput, StepResult, logger, step
 
 # At the gateway these mean an authorization exists (or existed and moved on).
@@ -48,6 +54,7 @@ def _authorize(data: StepInput) -> StepResult:
         payment = load(conn, data.payment_id)
     if payment.gateway_reference is not None:  # authorized before: the recorded result
         return {"gateway_reference": payment.gateway_reference, "replayed": True}
+    refuse_if_failed(payment)
     payment_key = str(payment.id)
     gateway = deps.gateway()
     try:
@@ -75,6 +82,8 @@ def _authorize(data: StepInput) -> StepResult:
                 raise GatewayRejected(f"unexpected authorization status {status}", status_code=0, code=str(status))
             with deps.engine().begin() as conn:  # recorded while we still hold the fence
                 current = load(conn, data.payment_id, for_update=True)
+                # Failed meanwhile by a twin execution: its Catch voids what we just authorized.
+                refuse_if_failed(current)
                 if current.gateway_reference is None:
                     move(conn, current, "authorized" if current.status == "reserved" else current.status,
                          gateway_reference=reference)
@@ -92,8 +101,12 @@ def void_at_gateway(gateway: Gateway, payment_id: str) -> str:
     snapshot = gateway.lookup(payment_id=payment_id)
     if snapshot is None or snapshot.status in (GatewayStatus.DECLINED, GatewayStatus.VOIDED):
         return "nothing_to_void"
-    if snapshot.status not in (GatewayStatus.AUTHORIZED, GatewayStatus.CAPTURE_FAILED):
-        return f"not_voidable_{snapshot.status.value}"  # captured or refunded: RefundCapture's business
+    if snapshot.status in (GatewayStatus.CAPTURED, GatewayStatus.CAPTURE_SUBMITTED):
+        # Money moved at the gateway that we never recorded (a capture whose process died). Compensating backward
+        # now would fail a charged payment; park it instead, and a replay records the capture and commits it.
+        raise CapturedAtGateway(f"payment {payment_id} is {snapshot.status.value} at the gateway; parking it")
+    if snapshot.status is not GatewayStatus.AUTHORIZED and snapshot.status is not GatewayStatus.CAPTURE_FAILED:
+        return f"not_voidable_{snapshot.status.value}"  # refunded: RefundCapture already gave the money back
     try:
         gateway.void(payment_id=payment_id, gateway_reference=snapshot.gateway_reference)
     except GatewayRejected:

@@ -12,9 +12,9 @@ from steps import deps
 from steps.authorize import void_at_gateway
 from steps.errors import CaptureFailed, CapturePending, TransientError
 from steps.fraud import decision_for
-from steps.gateway.port import Gateway, GatewayOutcomeUnknown, GatewayStatus
+from steps.gateway.port import Gateway, GatewayOutcomeUnknown, GatewayRejected, GatewayStatus
 from steps.gateway.port import GatewayUnavailable as GatewayDown
-from steps.payment_state import load, move
+from steps.payment_state import FINAL_FAILED, load, move
 from steps.runtime import StepInput, StepResult, step
 
 
@@ -52,6 +52,14 @@ def _capture(gateway: Gateway, payment: Payment, amount_minor: int) -> StepResul
         assert payment.gateway_reference is not None, "AuthorizeGateway records the reference before the pivot"
         answer = gateway.capture(payment_id=key, gateway_reference=payment.gateway_reference,
                                  amount_minor=amount_minor, currency=payment.currency)
+    except GatewayRejected:
+        snapshot = gateway.lookup(payment_id=key)
+        if snapshot is not None and snapshot.status in (GatewayStatus.VOIDED, GatewayStatus.DECLINED):
+            # The authorization is gone (a compensation voided it before its process died): nothing can be
+            # captured, so turn back (release the reservation, fail the payment) instead of parking forever.
+            _record(payment.id, "capture_failed")
+            raise CaptureFailed(f"the authorization of payment {key} is {snapshot.status.value}") from None
+        raise
     except GatewayOutcomeUnknown:
         snapshot = gateway.lookup(payment_id=key)
         if snapshot is None:
@@ -73,6 +81,9 @@ def _capture_or_void(data: StepInput) -> StepResult:
         if payment.status == "authorized":
             _record(payment.id, "voided")
         return {"action": "voided", "review": True, "outcome": outcome}
+    if payment.status in FINAL_FAILED:
+        # A twin execution failed this payment while we were on our way: capture nothing; the Catch voids.
+        raise CaptureFailed(f"payment {payment.id} is {payment.status}: nothing is captured")
     amount_minor = data.capture_amount_minor or payment.amount_minor
     if amount_minor > payment.amount_minor:
         raise ValueError(f"capture of {amount_minor} exceeds the authorized {payment.amount_minor}")

@@ -56,6 +56,10 @@ class CapturePending(StepError):
     """The gateway acknowledged the capture but has not confirmed it yet: the state machine asks again later."""
 
 
+class CapturedAtGateway(StepError):
+    """A compensation found money captured at the gateway that the saga never recorded: park, never fail."""
+
+
 class CommitRejected(BusinessError):
     """The ledger refused to post the captured payment for a business reason: money goes back."""
 

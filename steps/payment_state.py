@@ -7,10 +7,24 @@ from typing import Any
 from sqlalchemy import Connection
 
 from ledger.payments import Payment, get_payment, transition_payment
-from steps.errors import TransientError
+from steps.errors import BusinessError, ServiceUnavailable, TransientError
 
 # Where a payment's story has ended: no step moves it again, except replay finishing a parked one.
 FINAL_FAILED = frozenset({"rejected", "failed", "refunded"})
+
+
+def recorded_failure(payment: Payment) -> BusinessError:
+    """The business error a finished, failed payment ended with: a step that meets such a payment (a replay, or a
+    twin execution racing the one that failed it) raises this instead of acting on money."""
+    for cls in BusinessError.__subclasses__():
+        if cls.__name__ == payment.failure_code:
+            return cls(payment.failure_message or cls.__name__)
+    return ServiceUnavailable(payment.failure_message or "the payment failed earlier")
+
+
+def refuse_if_failed(payment: Payment) -> None:
+    if payment.status in FINAL_FAILED:
+        raise recorded_failure(payment)
 
 
 def load(conn: Connection, payment_id: int, *, for_update: bool = False) -> Payment:

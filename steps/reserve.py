@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ledger.posting import reserve, void
 from steps import deps
-from steps.payment_state import load, move
+from steps.payment_state import load, move, refuse_if_failed
 from steps.runtime import StepInput, StepResult, step
 
 # Statuses in which the reservation's release also moves the payment to "released".
@@ -15,6 +15,7 @@ _RELEASABLE = frozenset({"validated", "reserved", "authorized", "voided", "captu
 def _reserve(data: StepInput) -> StepResult:
     with deps.engine().begin() as conn:
         payment = load(conn, data.payment_id, for_update=True)
+        refuse_if_failed(payment)  # a twin execution failed it: hold nothing for a payment answered as failed
         assert payment.gateway is not None, "the start handler records the gateway"
         result = reserve(conn, payment_id=payment.id, merchant_id=payment.merchant_id, gateway=payment.gateway,
                          currency=payment.currency, amount_minor=payment.amount_minor)

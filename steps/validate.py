@@ -9,33 +9,23 @@ from steps import deps
 from steps.errors import (
     BUSINESS_ERRORS,
     AmountAboveLimit,
-    BusinessError,
     CurrencyNotSupported,
     FraudRejected,
     ServiceUnavailable,
 )
 from steps.fraud import assess, decision_for
-from steps.payment_state import FINAL_FAILED, load, move
+from steps.payment_state import FINAL_FAILED, load, move, refuse_if_failed
 from steps.runtime import StepInput, StepResult, step
 
 # Outcomes of validation: the payment is refused outright ("rejected"), not failed along the way.
 _REJECTIONS = frozenset({"FraudRejected", "CurrencyNotSupported", "AmountAboveLimit", "ValidationRejected"})
 
 
-def _recorded_failure(code: str | None, message: str | None) -> BusinessError:
-    """Re-raise a payment's recorded outcome (a replay of a finished payment ends where it ended)."""
-    for cls in BusinessError.__subclasses__():
-        if cls.__name__ == code:
-            return cls(message or code)
-    return ServiceUnavailable(message or "the payment failed earlier")
-
-
 @step("ValidatePayment")
 def _validate(data: StepInput) -> StepResult:
     with deps.engine().begin() as conn:
         payment = load(conn, data.payment_id, for_update=True)
-        if payment.status in FINAL_FAILED:
-            raise _recorded_failure(payment.failure_code, payment.failure_message)
+        refuse_if_failed(payment)  # a replay of a finished payment ends where it ended
         if payment.fraud_score is not None:  # validated before: the recorded result
             return {"decision": decision_for(payment.fraud_score), "fraud_score": payment.fraud_score}
         merchant = get_merchant(conn, merchant_id=payment.merchant_id)

@@ -61,7 +61,7 @@ def test_redis_down_at_authorize_means_the_gateway_is_never_called(live: LiveSta
     assert [c for c in live.gateway_calls(payment_id) if c["operation"] == "authorize"] == []
     assert ledger_kinds(live, payment_id) == ["reserve", "void"]
     assert payment_row(live, payment_id)["status"] == "failed"
-    debits, credits, stranded = books_balance(live)
+    debits, credits, stranded = books_balance(live, payment_id)
     assert debits == credits and stranded == 0
 
 
@@ -96,7 +96,7 @@ def test_database_failure_at_commit_after_capture_parks_and_replay_finishes(live
         replay_of = conn.execute(text("SELECT replay_of FROM saga_executions WHERE payment_id = :id AND replay_of"
                                       " IS NOT NULL"), {"id": int(payment_id)}).scalar_one()
     assert replay_of == failed_arn
-    debits, credits, stranded = books_balance(live)
+    debits, credits, stranded = books_balance(live, payment_id)
     assert debits == credits and stranded == 0
 
 

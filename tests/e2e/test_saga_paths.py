@@ -30,7 +30,7 @@ def test_success_captures_once_posts_balanced_entries_and_notifies(live: LiveSta
     assert {c["idempotency_key"] for c in calls} == {body["id"], f"{body['id']}:capture"}
 
     assert ledger_kinds(live, body["id"]) == ["reserve", "post"]
-    debits, credits, stranded = books_balance(live)
+    debits, credits, stranded = books_balance(live, body["id"])
     assert debits == credits and stranded == 0
 
     events = outbox(live, body["id"])
@@ -47,7 +47,7 @@ def assert_fully_compensated(live: LiveStack, payment_id: str) -> None:
     calls = live.gateway_calls(payment_id)
     assert captures(calls) == 0
     assert outbox(live, payment_id) == []
-    debits, credits, stranded = books_balance(live)
+    debits, credits, stranded = books_balance(live, payment_id)
     assert debits == credits and stranded == 0
 
 

@@ -1,0 +1,25 @@
+"""The simulation runs in-process against the session's live stack, with the environment its Lambdas get."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from core.settings import settings
+from saga.simulate import Backends
+from saga.stack.state import load
+from tests.support.live import TEST_ENV, LiveStack
+
+# Gateway timeouts are injected on purpose: a short client timeout keeps each one cheap.
+SIM_ENV = {**TEST_ENV, "GATEWAY_TIMEOUT_MS": "300"}
+
+
+@pytest.fixture
+def sim_backends(live: LiveStack, monkeypatch: pytest.MonkeyPatch) -> Iterator[Backends]:
+    state = load(live.root)
+    for name, value in {**state.env(), **SIM_ENV}.items():
+        monkeypatch.setenv(name, value)
+    settings.cache_clear()
+    yield Backends(settings(), redis_pid=state.parts["redis"].pid, aws_pid=state.parts["aws"].pid)
+    settings.cache_clear()

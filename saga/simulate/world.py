@@ -90,17 +90,7 @@ class Backends:
 
     def drain_queue(self) -> list[dict[str, Any]]:
         """Every message now in the notifications queue (received, then deleted)."""
-        sqs = self.sqs
-        url = sqs.get_queue_url(QueueName=self.settings.notifications_queue)["QueueUrl"]
-        bodies: list[dict[str, Any]] = []
-        for _ in range(MAX_QUEUE_BATCHES):
-            batch = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
-            if not batch:
-                break
-            for message in batch:
-                bodies.append(json.loads(message["Body"]))
-                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-        return bodies
+        return drain_queue(self.sqs, self.settings.notifications_queue)
 
     def idempotency_item(self, pk: str) -> dict[str, Any] | None:
         item: dict[str, Any] | None = self.dynamodb.get_item(TableName=self.settings.idempotency_table,
@@ -230,3 +220,17 @@ class Outcome:
     http_status: int | None = None
     scenario: str = "plain"
     notes: list[str] = field(default_factory=list)
+
+
+def drain_queue(sqs: Any, queue_name: str, max_batches: int = MAX_QUEUE_BATCHES) -> list[dict[str, Any]]:
+    """Every message now in the queue, parsed (received, then deleted), at most max_batches of 10."""
+    url = sqs.get_queue_url(QueueName=queue_name)["QueueUrl"]
+    bodies: list[dict[str, Any]] = []
+    for _ in range(max_batches):
+        batch = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
+        if not batch:
+            break
+        for message in batch:
+            bodies.append(json.loads(message["Body"]))
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    return bodies

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import subprocess
@@ -86,17 +85,9 @@ class LiveStack:
 
     def queue_messages(self, max_batches: int = 20) -> list[dict[str, Any]]:
         """Every message now in the notifications queue (received, then deleted)."""
-        sqs = self.sqs()
-        url = sqs.get_queue_url(QueueName="paysaga-notifications.fifo")["QueueUrl"]
-        bodies: list[dict[str, Any]] = []
-        for _ in range(max_batches):
-            batch = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
-            if not batch:
-                break
-            for message in batch:
-                bodies.append(json.loads(message["Body"]))
-                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-        return bodies
+        from saga.simulate.world import drain_queue
+
+        return drain_queue(self.sqs(), "paysaga-notifications.fifo", max_batches)
 
 
 @contextlib.contextmanager

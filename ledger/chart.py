@@ -88,7 +88,7 @@ def ensure_chart(conn: Connection, *, merchant_id: str, gateway: str, currency: 
         return Chart(currency, int(found[codes[0]]), int(found[codes[1]]), int(found[codes[2]]))
     payable = _get_or_create(
         conn,
-        code=merchant_payable_code(merchant_id, currency),
+        code=codes[0],
         kind="merchant_payable",
         currency=currency,
         normal_side="credit",
@@ -97,7 +97,7 @@ def ensure_chart(conn: Connection, *, merchant_id: str, gateway: str, currency: 
     )
     clearing = _get_or_create(
         conn,
-        code=gateway_clearing_code(gateway, currency),
+        code=codes[1],
         kind="gateway_clearing",
         currency=currency,
         normal_side="debit",

@@ -127,7 +127,7 @@ def _within_limits(locked: dict[int, Row[tuple[object, ...]]], entries: list[_En
     return True
 
 
-def _write(
+def _apply(
     conn: Connection,
     *,
     payment_id: int,
@@ -139,7 +139,11 @@ def _write(
     pending_transaction_id: int | None = None,
     reverses_transaction_id: int | None = None,
     description: str | None = None,
-) -> int:
+) -> LedgerResult:
+    """Lock the entries' accounts (ascending id), refuse what would break a flag, else write the transaction."""
+    locked = _lock_accounts(conn, {e.account_id for e in entries})
+    if not _within_limits(locked, entries):
+        return _not(Reason.INSUFFICIENT_FUNDS, payment_id, kind)
     tx_id = conn.execute(
         insert(_TX)
         .values(
@@ -167,7 +171,7 @@ def _write(
             "amounts": [e.amount_minor for e in entries],
         },
     )
-    return int(tx_id)
+    return LedgerResult(True, Reason.APPLIED, payment_id, kind, int(tx_id), amount_minor, fee_minor)
 
 
 def _entries_of(conn: Connection, transaction_id: int) -> list[_Entry]:
@@ -212,19 +216,8 @@ def reserve(
         _Entry(chart.gateway_clearing_id, "debit", "pending", amount_minor),
         _Entry(chart.merchant_payable_id, "credit", "pending", amount_minor),
     ]
-    locked = _lock_accounts(conn, {chart.gateway_clearing_id, chart.merchant_payable_id})
-    if not _within_limits(locked, entries):
-        return _not(Reason.INSUFFICIENT_FUNDS, payment_id, kind)
-    tx_id = _write(
-        conn,
-        payment_id=payment_id,
-        kind=kind,
-        currency=currency,
-        amount_minor=amount_minor,
-        entries=entries,
-        description=description,
-    )
-    return LedgerResult(True, Reason.APPLIED, payment_id, kind, tx_id, amount_minor)
+    return _apply(conn, payment_id=payment_id, kind=kind, currency=currency, amount_minor=amount_minor,
+                  entries=entries, description=description)
 
 
 def _resolution_blocker(conn: Connection, payment_id: int, kind: str) -> LedgerResult | _Tx:
@@ -267,26 +260,11 @@ def post(
         _Entry(clearing, "debit", "post", amount_minor),
         _Entry(payable, "credit", "post", amount_minor),
     ]
-    account_ids = {clearing, payable}
     if fee_minor > 0:
         fees = fees_revenue_account(conn, currency=pending.currency)
         entries += [_Entry(payable, "debit", "post", fee_minor), _Entry(fees, "credit", "post", fee_minor)]
-        account_ids.add(fees)
-    locked = _lock_accounts(conn, account_ids)
-    if not _within_limits(locked, entries):
-        return _not(Reason.INSUFFICIENT_FUNDS, payment_id, kind)
-    tx_id = _write(
-        conn,
-        payment_id=payment_id,
-        kind=kind,
-        currency=pending.currency,
-        amount_minor=amount_minor,
-        fee_minor=fee_minor,
-        entries=entries,
-        pending_transaction_id=pending.id,
-        description=description,
-    )
-    return LedgerResult(True, Reason.APPLIED, payment_id, kind, tx_id, amount_minor, fee_minor)
+    return _apply(conn, payment_id=payment_id, kind=kind, currency=pending.currency, amount_minor=amount_minor,
+                  fee_minor=fee_minor, entries=entries, pending_transaction_id=pending.id, description=description)
 
 
 def void(conn: Connection, *, payment_id: int, description: str | None = None) -> LedgerResult:
@@ -303,20 +281,9 @@ def void(conn: Connection, *, payment_id: int, description: str | None = None) -
         _Entry(clearing, "debit", "release", pending.amount_minor),
         _Entry(payable, "credit", "release", pending.amount_minor),
     ]
-    locked = _lock_accounts(conn, {clearing, payable})
-    if not _within_limits(locked, entries):  # releasing only loosens limits; kept for symmetry with the DB rule
-        return _not(Reason.INSUFFICIENT_FUNDS, payment_id, kind)
-    tx_id = _write(
-        conn,
-        payment_id=payment_id,
-        kind=kind,
-        currency=pending.currency,
-        amount_minor=pending.amount_minor,
-        entries=entries,
-        pending_transaction_id=pending.id,
-        description=description,
-    )
-    return LedgerResult(True, Reason.APPLIED, payment_id, kind, tx_id, pending.amount_minor)
+    return _apply(conn, payment_id=payment_id, kind=kind, currency=pending.currency,
+                  amount_minor=pending.amount_minor, entries=entries, pending_transaction_id=pending.id,
+                  description=description)
 
 
 def reverse(conn: Connection, *, payment_id: int, description: str | None = None) -> LedgerResult:
@@ -337,18 +304,6 @@ def reverse(conn: Connection, *, payment_id: int, description: str | None = None
         for e in _entries_of(conn, posted.id)
         if e.effect == "post"
     ]
-    locked = _lock_accounts(conn, {e.account_id for e in entries})
-    if not _within_limits(locked, entries):
-        return _not(Reason.INSUFFICIENT_FUNDS, payment_id, kind)
-    tx_id = _write(
-        conn,
-        payment_id=payment_id,
-        kind=kind,
-        currency=posted.currency,
-        amount_minor=posted.amount_minor,
-        fee_minor=posted.fee_minor,
-        entries=entries,
-        reverses_transaction_id=posted.id,
-        description=description,
-    )
-    return LedgerResult(True, Reason.APPLIED, payment_id, kind, tx_id, posted.amount_minor, posted.fee_minor)
+    return _apply(conn, payment_id=payment_id, kind=kind, currency=posted.currency,
+                  amount_minor=posted.amount_minor, fee_minor=posted.fee_minor, entries=entries,
+                  reverses_transaction_id=posted.id, description=description)

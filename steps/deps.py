@@ -25,14 +25,14 @@ def engine() -> Engine:
     return db_engine(current())
 
 
+# Each is made once per settings object (frozen, hashable): one per process in Lambda, one per test in the suite.
 @functools.cache
-def _gateway(name: str, base_url: str | None, timeout_ms: int, _settings: Settings) -> Gateway:
-    return gateway_for(name, _settings, timeout_ms=timeout_ms)
+def _gateway(now: Settings) -> Gateway:
+    return gateway_for(now.gateway, now, timeout_ms=now.gateway_timeout_ms)
 
 
 def gateway() -> Gateway:
-    now = current()
-    return _gateway(now.gateway, now.sandbox_gateway_url, now.gateway_timeout_ms, now)
+    return _gateway(current())
 
 
 @functools.cache
@@ -45,20 +45,18 @@ def fence_redis() -> redis.Redis[bytes]:
 
 
 @functools.cache
-def _sqs(endpoint: str | None, region: str, _settings: Settings) -> Any:
-    return client("sqs", _settings)
+def _sqs(now: Settings) -> Any:
+    return client("sqs", now)
 
 
 def sqs() -> Any:
-    now = current()
-    return _sqs(now.aws_endpoint_url, now.aws_region, now)
+    return _sqs(current())
 
 
 @functools.cache
-def _queue_url(endpoint: str | None, name: str) -> str:
-    return queue_url(sqs(), name)
+def _queue_url(now: Settings) -> str:
+    return queue_url(_sqs(now), now.notifications_queue)
 
 
 def notifications_queue_url() -> str:
-    now = current()
-    return _queue_url(now.aws_endpoint_url, now.notifications_queue)
+    return _queue_url(current())

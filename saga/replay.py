@@ -11,9 +11,9 @@ from ulid import ULID
 
 from core.db import engine as db_engine
 from core.settings import Settings
-from ledger.executions import Execution, finish_execution, get_execution, insert_execution
+from ledger.executions import Execution, get_execution, insert_execution
 from ledger.payments import get_payment
-from saga.sfn import history_of, step_functions
+from saga.sfn import record_outcome, recorded_execution_arn, step_functions
 
 # A payment in one of these is finished for the saga: replaying it would change nothing.
 NOTHING_TO_REPLAY = frozenset({"succeeded"})
@@ -43,16 +43,14 @@ def replay(settings: Settings, execution_arn: str) -> ReplayOutcome:
         raise ReplayError(f"payment {payment.id} is {payment.status}: nothing to replay")
     sfn, arn = step_functions(settings)
     name = f"replay-{payment.id}-{ULID()}"
-    new_arn = f"{arn.replace(':stateMachine:', ':express:')}:{name}"
+    new_arn = recorded_execution_arn(arn, name)
     payload = json.dumps(original.input, separators=(",", ":"))
     with engine.begin() as conn:
         insert_execution(conn, execution_arn=new_arn, payment_id=payment.id, name=name, input=original.input,
                          replay_of=original.execution_arn)
     response = sfn.start_sync_execution(stateMachineArn=arn, name=name, input=payload)
-    history = None if settings.state_machine_arn else history_of(sfn, str(response.get("executionArn", new_arn)))
     with engine.begin() as conn:
-        finish_execution(conn, execution_arn=new_arn, status=str(response["status"]), error=response.get("error"),
-                         cause=response.get("cause"), history=history)
+        record_outcome(conn, settings=settings, sfn=sfn, execution_arn=new_arn, response=response)
         after = get_payment(conn, payment_id=payment.id)
     assert after is not None
     return ReplayOutcome(new_arn, str(response["status"]), response.get("error"), after.status)

@@ -13,9 +13,11 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from botocore.config import Config
+from sqlalchemy import Connection
 
 from core.aws import client
 from core.settings import Settings
+from ledger.executions import finish_execution
 from steps import registry
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -81,6 +83,19 @@ def history_of(sfn: Any, execution_arn: str) -> list[dict[str, Any]] | None:
     except Exception:  # history is a convenience; its absence must not fail a payment
         return None
     return list(json.loads(json.dumps(events[:MAX_HISTORY_EVENTS], default=str)))
+
+
+def recorded_execution_arn(state_machine_arn: str, name: str) -> str:
+    """The key of our saga_executions row, known before the start (AWS appends a uuid to the real Express ARN)."""
+    return f"{state_machine_arn.replace(':stateMachine:', ':express:')}:{name}"
+
+
+def record_outcome(conn: Connection, *, settings: Settings, sfn: Any, execution_arn: str,
+                   response: dict[str, Any]) -> None:
+    """Write a finished execution's status, error, cause and (locally) history into its saga_executions row."""
+    history = None if settings.state_machine_arn else history_of(sfn, str(response.get("executionArn", execution_arn)))
+    finish_execution(conn, execution_arn=execution_arn, status=str(response["status"]), error=response.get("error"),
+                     cause=response.get("cause"), history=history)
 
 
 def execution_input(payment_id: int, merchant_id: str, capture_amount_minor: int | None = None) -> str:

@@ -18,14 +18,14 @@ from ulid import ULID
 
 from core.db import engine as db_engine
 from core.settings import Settings
-from ledger.executions import finish_execution, insert_execution
+from ledger.executions import insert_execution
 from ledger.merchants import Merchant
 from ledger.payments import Payment, get_payment, insert_payment
 from saga import idempotency
 from saga.api.errors import ApiError, json_response
 from saga.api.payment_view import payment_body
 from saga.api.request import PaymentRequest
-from saga.sfn import execution_input, history_of, step_functions
+from saga.sfn import execution_input, record_outcome, recorded_execution_arn, step_functions
 from steps.errors import BUSINESS_ERRORS
 
 NEEDS_ATTENTION = "PaymentNeedsAttention"
@@ -105,7 +105,7 @@ def run_payment(
                            metadata=request.metadata)
             execution_name = f"pay-{payment_id}-{ULID()}"
             sfn, arn = step_functions(settings)
-            execution_arn = f"{arn.replace(':stateMachine:', ':express:')}:{execution_name}"
+            execution_arn = recorded_execution_arn(arn, execution_name)
             payload = execution_input(payment_id, merchant.id, request.capture_amount_minor)
             insert_execution(conn, execution_arn=execution_arn, payment_id=payment_id, name=execution_name,
                              input=json.loads(payload))
@@ -119,12 +119,9 @@ def run_payment(
         # The execution may be running: the key stays IN_PROGRESS and a retry after its expiry resumes it.
         raise unavailable("the workflow service") from error
 
-    history = history_of(sfn, str(response.get("executionArn", execution_arn))) if not settings.state_machine_arn \
-        else None
     try:
         with engine.begin() as conn:
-            finish_execution(conn, execution_arn=execution_arn, status=str(response["status"]),
-                             error=response.get("error"), cause=response.get("cause"), history=history)
+            record_outcome(conn, settings=settings, sfn=sfn, execution_arn=execution_arn, response=response)
             payment = get_payment(conn, payment_id=payment_id)
     except SQLAlchemyError as error:
         gate.release(merchant.id, key, token)

@@ -30,6 +30,8 @@ from saga.sfn import (
     LOCAL_STATE_MACHINE_NAME,
     STATE_MACHINE_FILE,
     local_substitutions,
+    record_outcome,
+    recorded_execution_arn,
 )
 from saga.simulate.faults import Injector, Plan
 
@@ -168,7 +170,7 @@ class SimStepFunctions:
     def _twice(self, arn: str, name: str, payload: str, payment_id: int) -> dict[str, Any]:
         self.double_starts += 1
         twin_name = f"{name[:70]}-twin"
-        twin_arn = f"{arn.replace(':stateMachine:', ':express:')}:{twin_name}"
+        twin_arn = recorded_execution_arn(arn, twin_name)
         with self._backends.engine.begin() as conn:  # recorded, as an engineer would need to see it
             insert_execution(conn, execution_arn=twin_arn, payment_id=payment_id, name=twin_name,
                              input=json.loads(payload))
@@ -181,13 +183,10 @@ class SimStepFunctions:
         twin.start()
         run("first", name)
         twin.join(timeout=300)
-        from ledger.executions import finish_execution  # noqa: PLC0415  # only here
-
         if "twin" in answers:
             with self._backends.engine.begin() as conn:
-                twin_answer = answers["twin"]
-                finish_execution(conn, execution_arn=twin_arn, status=str(twin_answer["status"]),
-                                 error=twin_answer.get("error"), cause=twin_answer.get("cause"))
+                record_outcome(conn, settings=self._backends.settings, sfn=self.local, execution_arn=twin_arn,
+                               response=answers["twin"])
         return answers["first"]
 
     def get_execution_history(self, **kwargs: Any) -> dict[str, Any]:

@@ -6,8 +6,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
+# `make simulate`: a seed range that moves every day; override with `make simulate SIM_SEEDS=40 SIM_FROM=0`.
+SIM_SEEDS ?= 400
+SIM_FROM ?= $(shell date +%Y%m%d)0000
 
-.PHONY: setup system-deps run test lint types contracts asl pytest bench clean
+.PHONY: setup system-deps run test lint types contracts asl pytest bench simulate clean
 
 setup: system-deps $(PY_STAMP) $(NODE_STAMP)
 
@@ -40,6 +43,9 @@ contracts:
 
 pytest:
 	$(BIN)/pytest
+
+simulate: setup
+	$(BIN)/paysaga simulate --jobs 2 --seeds $(SIM_SEEDS) --seed-from $(SIM_FROM)
 
 bench: setup
 	@for script in bench/*_bench.py; do echo "== $$script"; $(BIN)/python $$script; done

@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -55,6 +55,14 @@ class Settings(BaseSettings):
     idempotency_in_progress_ttl_ms: int = Field(
         default=330_000, ge=1_000, le=3_600_000, validation_alias="IDEMPOTENCY_IN_PROGRESS_TTL_MS")
 
+    # How long one execution holds its payment (ledger.leases): longer than an Express execution can run (infra checks
+    # it against the state machine's TimeoutSeconds) and no longer than the key's in-progress hold, so that a retry
+    # that takes the key over finds the lease free.
+    execution_lease_ms: int = Field(default=320_000, ge=1_000, le=3_600_000, validation_alias="EXECUTION_LEASE_MS")
+    # How long a start waits for another execution of the same payment to end before it answers 409 (under API
+    # Gateway's 29 s integration timeout).
+    lease_wait_ms: int = Field(default=25_000, ge=0, le=600_000, validation_alias="LEASE_WAIT_MS")
+
     api_host: str = Field(default="127.0.0.1", validation_alias="PAYSAGA_API_HOST")
     api_port: int = Field(default=8080, ge=1, le=65535, validation_alias="PAYSAGA_API_PORT")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", validation_alias="LOG_LEVEL")
@@ -84,6 +92,14 @@ class Settings(BaseSettings):
             raise ValueError("must be an http:// or https:// URL")
         return value
 
+    @model_validator(mode="after")
+    def _lease_within_key_hold(self) -> Settings:
+        if self.execution_lease_ms > self.idempotency_in_progress_ttl_ms:
+            raise ValueError(
+                f"EXECUTION_LEASE_MS ({self.execution_lease_ms}) must not exceed IDEMPOTENCY_IN_PROGRESS_TTL_MS "
+                f"({self.idempotency_in_progress_ttl_ms}): a retry that takes the key over must find the lease free")
+        return self
+
     @property
     def sqlalchemy_url(self) -> str:
         """The database URL with the psycopg 3 driver named, as SQLAlchemy wants it."""
@@ -97,7 +113,10 @@ class Settings(BaseSettings):
 def _describe(error: ValidationError) -> str:
     lines = []
     for item in error.errors():
-        name = str(item["loc"][0]) if item["loc"] else "?"
+        if not item["loc"]:  # a relation between settings: its message names them
+            lines.append(str(item["msg"]).removeprefix("Value error, "))
+            continue
+        name = str(item["loc"][0])
         field = Settings.model_fields.get(name)
         alias = field.validation_alias if field is not None and isinstance(field.validation_alias, str) else name
         reason = "is not set" if item["type"] == "missing" else f"is malformed: {item['msg']}"

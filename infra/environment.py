@@ -27,6 +27,8 @@ def runtime_environment(
     sandbox_gateway_url: str,
     gateway_timeout_ms: int,
     idempotency_in_progress_ttl_ms: int,
+    execution_lease_ms: int,
+    lease_wait_ms: int,
     log_level: str = "INFO",
 ) -> dict[str, str]:
     environment = {
@@ -42,6 +44,8 @@ def runtime_environment(
         "PAYMENT_GATEWAY": gateway,
         "GATEWAY_TIMEOUT_MS": str(gateway_timeout_ms),
         "IDEMPOTENCY_IN_PROGRESS_TTL_MS": str(idempotency_in_progress_ttl_ms),
+        "EXECUTION_LEASE_MS": str(execution_lease_ms),
+        "LEASE_WAIT_MS": str(lease_wait_ms),
         "LOG_LEVEL": log_level,
     }
     if sandbox_gateway_url:

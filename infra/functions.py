@@ -22,6 +22,12 @@ START_TIMEOUT_S: Final[int] = 330
 START_HANDLER: Final[str] = "saga.handler.handler"
 # An Idempotency-Key stays IN_PROGRESS longer than its holder can live, so a live holder is never overtaken.
 IN_PROGRESS_TTL_MS: Final[int] = (START_TIMEOUT_S + 30) * 1_000
+# One execution per payment at a time: the lease outlives any execution (the state machine's TimeoutSeconds, 290 s;
+# tests/infra check the relation) and the start function that holds it, and ends before the key's hold does.
+EXECUTION_LEASE_MS: Final[int] = START_TIMEOUT_S * 1_000
+# A start that meets a running execution of its payment waits this long, within API Gateway's 29 s, then answers 409.
+LEASE_WAIT_MS: Final[int] = 25_000
+assert EXECUTION_LEASE_MS <= IN_PROGRESS_TTL_MS, "a retry that takes the key over must find the lease free"
 
 
 def lambda_handler(target: str) -> str:

@@ -15,7 +15,15 @@ from infra.code_asset import dependencies_layer, runtime_code
 from infra.config import Config
 from infra.database import Database
 from infra.environment import runtime_environment
-from infra.functions import IN_PROGRESS_TTL_MS, FunctionBase, StartFunction, StepFunctions, is_compensation
+from infra.functions import (
+    EXECUTION_LEASE_MS,
+    IN_PROGRESS_TTL_MS,
+    LEASE_WAIT_MS,
+    FunctionBase,
+    StartFunction,
+    StepFunctions,
+    is_compensation,
+)
 from infra.messaging import Messaging
 from infra.names import ResourceNames
 from infra.network import Network
@@ -55,6 +63,8 @@ class PaysagaStack(Stack):
             sandbox_gateway_url=config.sandbox_gateway_url,
             gateway_timeout_ms=GATEWAY_TIMEOUT_MS,
             idempotency_in_progress_ttl_ms=IN_PROGRESS_TTL_MS,
+            execution_lease_ms=EXECUTION_LEASE_MS,
+            lease_wait_ms=LEASE_WAIT_MS,
         )
         layer = dependencies_layer(self, config.dependencies_layer_zip)
         base = FunctionBase(code=runtime_code(), environment=environment, network=network,

@@ -10,8 +10,9 @@ from typing import Any
 from sqlalchemy import Connection, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 
+from ledger.lifecycle import PAYMENT_STATUSES
 from ledger.results import Reason, TransitionResult, WriteResult
-from ledger.schema import PAYMENT_STATUSES, payments
+from ledger.schema import payments
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +34,9 @@ class Payment:
     fraud_score: int | None
     failure_code: str | None
     failure_message: str | None
+    lease_token: int
+    lease_holder: str | None
+    lease_expires_at: datetime | None
     created_at: datetime
     updated_at: datetime
 
@@ -93,11 +97,14 @@ def transition_payment(
     fraud_score: int | None = None,
     failure_code: str | None = None,
     failure_message: str | None = None,
+    lease_token: int | None = None,
 ) -> TransitionResult:
-    """Move the payment to `to_status` if its version is still `expected_version`, bumping the version.
+    """Move the payment to `to_status` if its version is still `expected_version` (and, given a lease token, if that
+    token still holds the payment), bumping the version.
 
     The optional fields are set only when given. A stale version (someone moved it since it was read) writes
-    nothing and returns STALE_VERSION with the current version and status.
+    nothing and returns STALE_VERSION with the current version and status; a token that a newer execution replaced
+    writes nothing and returns LEASE_LOST. The database refuses a move the lifecycle does not allow.
     """
     if to_status not in PAYMENT_STATUSES:
         raise ValueError(f"unknown payment status {to_status!r}")
@@ -110,17 +117,19 @@ def transition_payment(
         "failure_message": failure_message,
     }
     changes.update({name: value for name, value in optional.items() if value is not None})
+    fenced = [] if lease_token is None else [payments.c.lease_token == lease_token]
     row = conn.execute(
         update(payments)
-        .where(payments.c.id == payment_id, payments.c.version == expected_version)
+        .where(payments.c.id == payment_id, payments.c.version == expected_version, *fenced)
         .values(**changes, version=payments.c.version + 1, updated_at=func.now())
         .returning(payments.c.version, payments.c.status)
     ).first()
     if row is not None:
         return TransitionResult(True, Reason.APPLIED, payment_id, expected_version, int(row.version), row.status)
-    current = conn.execute(select(payments.c.version, payments.c.status).where(payments.c.id == payment_id)).first()
+    current = conn.execute(
+        select(payments.c.version, payments.c.status, payments.c.lease_token).where(payments.c.id == payment_id)
+    ).first()
     if current is None:
         return TransitionResult(False, Reason.PAYMENT_NOT_FOUND, payment_id, expected_version, None, None)
-    return TransitionResult(
-        False, Reason.STALE_VERSION, payment_id, expected_version, int(current.version), current.status
-    )
+    reason = Reason.STALE_VERSION if lease_token is None or current.lease_token == lease_token else Reason.LEASE_LOST
+    return TransitionResult(False, reason, payment_id, expected_version, int(current.version), current.status)

@@ -19,6 +19,7 @@ class Reason(StrEnum):
     PAYMENT_NOT_FOUND = "payment_not_found"
     NOT_FOUND = "not_found"
     STALE_VERSION = "stale_version"
+    LEASE_LOST = "lease_lost"  # a newer execution holds the payment: the stale one's write matched no row
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,6 +31,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY, CHAR, JSONB
 
+from ledger.lifecycle import HOLDS_CAPTURE, PAYMENT_STATUSES
+
 metadata = MetaData(
     naming_convention={
         "ix": "ix_%(column_0_label)s",
@@ -41,24 +43,6 @@ metadata = MetaData(
     }
 )
 
-PAYMENT_STATUSES = (
-    "created",
-    "validated",
-    "reserved",
-    "authorized",
-    "captured",
-    "capture_submitted",
-    "capture_failed",
-    "committed",
-    "succeeded",
-    "rejected",
-    "released",
-    "voided",
-    "refunded",
-    "failed",
-    "needs_attention",
-    "review",
-)
 EXECUTION_STATUSES = ("RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
 ACCOUNT_KINDS = ("merchant_payable", "gateway_clearing", "fees_revenue")
 TRANSACTION_KINDS = ("reserve", "post", "void", "reverse")
@@ -113,6 +97,11 @@ payments = Table(
     Column("fraud_score", Integer, nullable=True),
     Column("failure_code", Text, nullable=True),
     Column("failure_message", Text, nullable=True),
+    # The execution lease (one execution per payment at a time): a fencing token that only goes up, who holds it,
+    # until when (the database's clock). Migration 0003 enforces it with the lifecycle.
+    Column("lease_token", BigInteger, nullable=False, server_default=text("0")),
+    Column("lease_holder", Text, nullable=True),
+    _timestamp("lease_expires_at", nullable=True, default=False),
     _timestamp("created_at"),
     _timestamp("updated_at"),
     CheckConstraint("amount_minor > 0", name="amount_positive"),
@@ -124,6 +113,20 @@ payments = Table(
     CheckConstraint(_in("capture_mode", ("automatic", "manual")), name="capture_mode"),
     CheckConstraint(_in("status", PAYMENT_STATUSES), name="status"),
     CheckConstraint("version >= 0", name="version_non_negative"),
+    CheckConstraint("lease_token >= 0", name="lease_token_non_negative"),
+    CheckConstraint("(lease_holder IS NULL) = (lease_expires_at IS NULL)", name="lease_held_until"),
+    CheckConstraint(
+        "captured_amount_minor IS NULL OR " + _in("status", tuple(sorted(HOLDS_CAPTURE))), name="captured_never_failed"
+    ),
+)
+
+# The lifecycle's allowed moves, loaded from ledger.lifecycle.TRANSITIONS by migration 0003; a trigger on payments
+# refuses any status change not listed here.
+payment_transitions = Table(
+    "payment_transitions",
+    metadata,
+    Column("from_status", Text, primary_key=True),
+    Column("to_status", Text, primary_key=True),
 )
 
 accounts = Table(

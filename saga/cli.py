@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from sqlalchemy import Engine
 
@@ -359,11 +360,19 @@ def simulate(
     seeds: int = typer.Option(20, min=1, max=10_000, help="How many seeds to run."),
     seed_from: int = typer.Option(0, min=0, help="The first seed (a failure names the seed that reproduces it)."),
     payments: int = typer.Option(15, min=1, max=500, help="Payments per seed."),
+    jobs: int = typer.Option(1, min=1, max=8, help="Worker processes, each on its own throwaway stack."),
 ) -> None:
-    """Crash-injection simulation on a throwaway local stack: every property of DESIGN 12 checked per seed."""
+    """Crash-injection simulation on throwaway local stacks: every property of DESIGN 12 checked per seed."""
+    from saga.simulate.command import WorkerFailedError  # noqa: PLC0415
     from saga.simulate.command import simulate as run_simulation  # noqa: PLC0415
 
-    if not run_simulation(seeds=seeds, seed_from=seed_from, payments_per_seed=payments, console=console):
+    try:
+        passed = run_simulation(seeds=seeds, seed_from=seed_from, payments_per_seed=payments, console=console,
+                                jobs=jobs)
+    except WorkerFailedError as error:
+        errors.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    if not passed:
         raise typer.Exit(1)
 
 

@@ -90,18 +90,19 @@ def recorded_execution_arn(state_machine_arn: str, name: str) -> str:
     return f"{state_machine_arn.replace(':stateMachine:', ':express:')}:{name}"
 
 
-def record_outcome(conn: Connection, *, settings: Settings, sfn: Any, execution_arn: str,
-                   response: dict[str, Any]) -> None:
-    """Write a finished execution's status, error, cause and (locally) history into its saga_executions row."""
-    history = None if settings.state_machine_arn else history_of(sfn, str(response.get("executionArn", execution_arn)))
+def record_outcome(conn: Connection, *, sfn: Any | None, execution_arn: str, response: dict[str, Any]) -> None:
+    """Write a finished execution's status, error, cause and history into its saga_executions row; the history is
+    read from sfn where one is given (the local runtime keeps it; Express on AWS keeps it in CloudWatch Logs)."""
+    history = None if sfn is None else history_of(sfn, str(response.get("executionArn", execution_arn)))
     finish_execution(conn, execution_arn=execution_arn, status=str(response["status"]), error=response.get("error"),
                      cause=response.get("cause"), history=history)
 
 
-def execution_input(payment_id: int, merchant_id: str, capture_amount_minor: int | None = None) -> str:
+def execution_input(payment_id: int, merchant_id: str, capture_amount_minor: int | None = None) -> dict[str, Any]:
     """Steps read the payment itself from PostgreSQL; the input names it (ids as strings: 63-bit) and carries what
-    the request asked that the payment row does not hold (a partial capture)."""
+    the request asked that the payment row does not hold (a partial capture). The lease adds its token
+    (saga.execution)."""
     data: dict[str, Any] = {"payment_id": str(payment_id), "merchant_id": merchant_id}
     if capture_amount_minor is not None:
         data["capture_amount_minor"] = capture_amount_minor
-    return json.dumps(data, separators=(",", ":"))
+    return data

@@ -8,27 +8,28 @@ payment id; every write below is idempotent for that id, and every saga step ski
 from __future__ import annotations
 
 import contextlib
-import json
 from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
+from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from ulid import ULID
 
 from core.db import engine as db_engine
 from core.settings import Settings
-from ledger.executions import insert_execution
+from ledger import lifecycle
 from ledger.merchants import Merchant
-from ledger.payments import Payment, get_payment, insert_payment
+from ledger.payments import Payment, insert_payment
 from saga import idempotency
 from saga.api.errors import ApiError, json_response
 from saga.api.payment_view import payment_body
 from saga.api.request import PaymentRequest
-from saga.sfn import execution_input, record_outcome, recorded_execution_arn, step_functions
-from steps.errors import BUSINESS_ERRORS
+from saga.execution import ExecutionRun, PaymentBusyError, run_execution
+from saga.sfn import StepFunctions, execution_input, step_functions
+from steps.errors import ExecutionSuperseded, ServiceUnavailable
 
-NEEDS_ATTENTION = "PaymentNeedsAttention"
+SUPERSEDED = ExecutionSuperseded.__name__
 RETRY_AFTER_S = 2
 
 
@@ -45,6 +46,13 @@ class HttpAnswer:
         return {"statusCode": self.status, "headers": headers, "body": self.body, "isBase64Encoded": False}
 
 
+def _run(settings: Settings, engine: Engine, sfn: StepFunctions, arn: str, *, payment_id: int,
+         saga_input: dict[str, Any]) -> ExecutionRun:
+    return run_execution(engine, sfn, arn, payment_id=payment_id, name=f"pay-{payment_id}-{ULID()}",
+                         execution_input=saga_input, lease_ms=settings.execution_lease_ms,
+                         wait_ms=settings.lease_wait_ms, history=not settings.state_machine_arn)
+
+
 def unavailable(what: str) -> ApiError:
     return ApiError(503, "ServiceUnavailable", f"{what} is unavailable; retry with the same Idempotency-Key",
                     headers={"Retry-After": str(RETRY_AFTER_S)})
@@ -59,17 +67,21 @@ def _answer(result: dict[str, Any]) -> HttpAnswer:
     return HttpAnswer(int(result["statusCode"]), dict(result["headers"]), str(result["body"]))
 
 
-def _outcome_answer(payment: Payment, status: str, error: str | None, cause: str | None) -> HttpAnswer | None:
-    """The HTTP answer for a finished execution, or None when the payment is in no state to answer for."""
+def answer_for(payment: Payment) -> HttpAnswer | None:
+    """The HTTP answer a payment's recorded state gives, or None while no execution has brought it to an end.
+
+    The answer is read from the payment, never from an execution's error, so POST and GET always agree with the
+    money: a payment the gateway captured is never answered as failed."""
     body = payment_body(payment)
-    if status == "SUCCEEDED":
-        return _answer(json_response(201 if payment.status == "succeeded" else 202, body))
-    if status == "FAILED" and error in BUSINESS_ERRORS:
+    if payment.status == "succeeded":
+        return _answer(json_response(201, body))
+    if payment.status in ("review", "needs_attention"):
+        return _answer(json_response(202, body))
+    if payment.status in lifecycle.FAILED:
+        error = payment.failure_code or ServiceUnavailable.__name__
         message = payment.failure_message or error
         return _answer(json_response(402, {"error": {"type": error, "message": message}, "payment": body}))
-    if status == "FAILED" and error == NEEDS_ATTENTION:
-        return _answer(json_response(202, body))
-    return None  # an infrastructure failure the saga could not even park: not final, not stored
+    return None
 
 
 def run_payment(
@@ -96,6 +108,8 @@ def run_payment(
 
     payment_id, token = decision.payment_id, decision.token
     engine = db_engine(settings)
+    sfn, arn = step_functions(settings)
+    saga_input = execution_input(payment_id, merchant.id, request.capture_amount_minor)
     try:
         with engine.begin() as conn:
             insert_payment(conn, payment_id=payment_id, merchant_id=merchant.id, amount_minor=request.amount_minor,
@@ -103,32 +117,22 @@ def run_payment(
                            customer_ref=request.customer_reference, order_ref=request.order_reference,
                            payment_method_token=request.payment_method_token,
                            metadata=request.metadata)
-            execution_name = f"pay-{payment_id}-{ULID()}"
-            sfn, arn = step_functions(settings)
-            execution_arn = recorded_execution_arn(arn, execution_name)
-            payload = execution_input(payment_id, merchant.id, request.capture_amount_minor)
-            insert_execution(conn, execution_arn=execution_arn, payment_id=payment_id, name=execution_name,
-                             input=json.loads(payload))
+        run = _run(settings, engine, sfn, arn, payment_id=payment_id, saga_input=saga_input)
+        answer = answer_for(run.payment)
+        if answer is None and run.response is not None and run.response.get("error") == SUPERSEDED:
+            # Another execution holds the payment now: wait for it to end, then answer from what it recorded (or,
+            # if it left the payment unfinished, run the saga again under a lease of our own).
+            answer = answer_for(_run(settings, engine, sfn, arn, payment_id=payment_id, saga_input=saga_input).payment)
     except SQLAlchemyError as error:
-        gate.release(merchant.id, key, token)  # nothing ran: let the retry resume at once, same payment id
+        gate.release(merchant.id, key, token)  # let the retry resume at once, same payment id
         raise unavailable("the database") from error
-
-    try:
-        response = sfn.start_sync_execution(stateMachineArn=arn, name=execution_name, input=payload)
+    except PaymentBusyError as error:
+        gate.release(merchant.id, key, token)
+        raise _in_flight() from error
     except (BotoCoreError, ClientError) as error:
         # The execution may be running: the key stays IN_PROGRESS and a retry after its expiry resumes it.
         raise unavailable("the workflow service") from error
 
-    try:
-        with engine.begin() as conn:
-            record_outcome(conn, settings=settings, sfn=sfn, execution_arn=execution_arn, response=response)
-            payment = get_payment(conn, payment_id=payment_id)
-    except SQLAlchemyError as error:
-        gate.release(merchant.id, key, token)
-        raise unavailable("the database") from error
-    assert payment is not None, "the payment row was written above"
-
-    answer = _outcome_answer(payment, str(response["status"]), response.get("error"), response.get("cause"))
     if answer is None:
         gate.release(merchant.id, key, token)
         raise unavailable("a backend of the payment saga")

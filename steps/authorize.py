@@ -7,6 +7,7 @@ idempotency key (a repeated request gets the first answer), the optimistic lock 
 
 from __future__ import annotations
 
+from ledger import lifecycle
 from steps import deps
 from steps.errors import (
     CapturedAtGateway,
@@ -25,7 +26,7 @@ from steps.gateway.port import (
     PaymentSnapshot,
 )
 from steps.gateway.port import GatewayUnavailable as GatewayDown
-from steps.payment_state import load, move, refuse_if_failed
+from steps.payment_state import check_lease, claim, load, move, refuse_if_failed
 from steps.runtime import StepInput, StepResult, logger, step
 
 # At the gateway these mean an authorization exists (or existed and moved on).
@@ -55,6 +56,7 @@ def _authorize(data: StepInput) -> StepResult:
     if payment.gateway_reference is not None:  # authorized before: the recorded result
         return {"gateway_reference": payment.gateway_reference, "replayed": True}
     refuse_if_failed(payment)
+    check_lease(payment, data)
     payment_key = str(payment.id)
     gateway = deps.gateway()
     try:
@@ -81,11 +83,11 @@ def _authorize(data: StepInput) -> StepResult:
             if status not in _AUTHORIZED_AT_GATEWAY:
                 raise GatewayRejected(f"unexpected authorization status {status}", status_code=0, code=str(status))
             with deps.engine().begin() as conn:  # recorded while we still hold the fence
-                current = load(conn, data.payment_id, for_update=True)
-                # Failed meanwhile by a twin execution: its Catch voids what we just authorized.
+                current = claim(conn, data)
+                # Failed meanwhile (a replay of a failed payment): the Catch voids what we just authorized.
                 refuse_if_failed(current)
                 if current.gateway_reference is None:
-                    move(conn, current, "authorized" if current.status == "reserved" else current.status,
+                    move(conn, current, "authorized" if current.status == "reserved" else current.status, data,
                          gateway_reference=reference)
     except FenceUnavailable as error:
         raise TransientError(f"no fence, no gateway call: {error}") from error
@@ -120,12 +122,21 @@ def void_at_gateway(gateway: Gateway, payment_id: str) -> str:
 
 @step("VoidAuthorization")
 def _void(data: StepInput) -> StepResult:
+    with deps.engine().connect() as conn:
+        recorded = load(conn, data.payment_id)
+    check_lease(recorded, data)  # a superseded execution voids nothing
+    if recorded.status in lifecycle.CAPTURE_STANDS:  # past the pivot: nothing of it is ours to void
+        return {"outcome": f"not_voidable_{recorded.status}"}
     outcome = void_at_gateway(deps.gateway(), str(data.payment_id))
-    if outcome == "voided":
-        with deps.engine().begin() as conn:
-            payment = load(conn, data.payment_id, for_update=True)
-            if payment.status in ("reserved", "authorized", "capture_failed"):
-                move(conn, payment, "voided")
+    with deps.engine().begin() as conn:
+        payment = claim(conn, data)
+        # Recorded from the gateway's answer, not from whether this run voided: a run that voided and died before
+        # recording it leaves the next run "nothing_to_void", and the status must still say so.
+        no_open_authorization = outcome == "voided" or (outcome == "nothing_to_void"
+                                                         and payment.gateway_reference is not None)
+        if no_open_authorization and payment.status in ("reserved", "authorized", "capture_failed",
+                                                        "needs_attention"):
+            move(conn, payment, "voided", data)
     return {"outcome": outcome}
 
 

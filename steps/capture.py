@@ -7,6 +7,7 @@ Past this step the saga recovers forward: an infrastructure failure here is retr
 
 from __future__ import annotations
 
+from ledger import lifecycle
 from ledger.payments import Payment
 from steps import deps
 from steps.authorize import void_at_gateway
@@ -14,40 +15,40 @@ from steps.errors import CaptureFailed, CapturePending, TransientError
 from steps.fraud import decision_for
 from steps.gateway.port import Gateway, GatewayOutcomeUnknown, GatewayRejected, GatewayStatus
 from steps.gateway.port import GatewayUnavailable as GatewayDown
-from steps.payment_state import FINAL_FAILED, load, move
+from steps.payment_state import check_lease, claim, load, move
 from steps.runtime import StepInput, StepResult, step
 
 
-def _record(payment_id: int, to_status: str, **fields: object) -> None:
+def _record(data: StepInput, to_status: str, **fields: object) -> None:
     with deps.engine().begin() as conn:
-        current = load(conn, payment_id, for_update=True)
+        current = claim(conn, data)
         if current.status != to_status:
-            move(conn, current, to_status, **fields)
+            move(conn, current, to_status, data, **fields)
 
 
-def _settle(payment: Payment, status: GatewayStatus, amount_minor: int) -> StepResult:
+def _settle(data: StepInput, payment: Payment, status: GatewayStatus, amount_minor: int) -> StepResult:
     """Record what the gateway says of the capture; raise where the saga must wait or turn back."""
     if status is GatewayStatus.CAPTURED:
-        _record(payment.id, "captured", captured_amount_minor=amount_minor)
+        _record(data, "captured", captured_amount_minor=amount_minor)
         return {"action": "captured", "captured_amount_minor": amount_minor}
     if status is GatewayStatus.CAPTURE_SUBMITTED:
-        _record(payment.id, "capture_submitted")
+        _record(data, "capture_submitted")
         raise CapturePending(f"capture of {payment.id} acknowledged by the gateway; awaiting its confirmation")
     if status is GatewayStatus.CAPTURE_FAILED:
-        _record(payment.id, "capture_failed")
+        _record(data, "capture_failed")
         raise CaptureFailed(f"the gateway refused the capture of payment {payment.id}")
     if status is GatewayStatus.AUTHORIZED:
         raise TransientError(f"capture of {payment.id} not taken by the gateway yet; retrying with the same key")
     raise TransientError(f"capture of {payment.id}: unexpected gateway status {status}")
 
 
-def _capture(gateway: Gateway, payment: Payment, amount_minor: int) -> StepResult:
+def _capture(data: StepInput, gateway: Gateway, payment: Payment, amount_minor: int) -> StepResult:
     key = str(payment.id)
     if payment.status == "capture_submitted":  # acknowledged earlier: ask how it ended
         snapshot = gateway.lookup(payment_id=key)
         if snapshot is None:
             raise TransientError(f"the gateway does not know payment {key}")
-        return _settle(payment, snapshot.status, snapshot.captured_minor or amount_minor)
+        return _settle(data, payment, snapshot.status, snapshot.captured_minor or amount_minor)
     try:
         assert payment.gateway_reference is not None, "AuthorizeGateway records the reference before the pivot"
         answer = gateway.capture(payment_id=key, gateway_reference=payment.gateway_reference,
@@ -57,17 +58,17 @@ def _capture(gateway: Gateway, payment: Payment, amount_minor: int) -> StepResul
         if snapshot is not None and snapshot.status in (GatewayStatus.VOIDED, GatewayStatus.DECLINED):
             # The authorization is gone (a compensation voided it before its process died): nothing can be
             # captured, so turn back (release the reservation, fail the payment) instead of parking forever.
-            _record(payment.id, "capture_failed")
+            _record(data, "capture_failed")
             raise CaptureFailed(f"the authorization of payment {key} is {snapshot.status.value}") from None
         raise
     except GatewayOutcomeUnknown:
         snapshot = gateway.lookup(payment_id=key)
         if snapshot is None:
             raise TransientError(f"the gateway does not know payment {key}") from None
-        return _settle(payment, snapshot.status, snapshot.captured_minor or amount_minor)
+        return _settle(data, payment, snapshot.status, snapshot.captured_minor or amount_minor)
     except GatewayDown as error:
         raise TransientError(f"capture of {key}: gateway unavailable") from error
-    return _settle(payment, answer.status, answer.amount_minor)
+    return _settle(data, payment, answer.status, answer.amount_minor)
 
 
 @step("CaptureOrVoid")
@@ -76,18 +77,19 @@ def _capture_or_void(data: StepInput) -> StepResult:
         payment = load(conn, data.payment_id)
     if payment.captured_amount_minor is not None:  # captured before: the recorded result
         return {"action": "captured", "captured_amount_minor": payment.captured_amount_minor, "replayed": True}
+    check_lease(payment, data)  # the gateway is asked only by the execution that holds the payment
     if payment.fraud_score is not None and decision_for(payment.fraud_score) == "review":
         outcome = void_at_gateway(deps.gateway(), str(payment.id))
-        if payment.status == "authorized":
-            _record(payment.id, "voided")
+        if payment.status in ("authorized", "needs_attention"):
+            _record(data, "voided")
         return {"action": "voided", "review": True, "outcome": outcome}
-    if payment.status in FINAL_FAILED:
-        # A twin execution failed this payment while we were on our way: capture nothing; the Catch voids.
+    if payment.status in lifecycle.FAILED:
+        # Failed before (a replay of a failed payment): capture nothing; the Catch voids what may be left.
         raise CaptureFailed(f"payment {payment.id} is {payment.status}: nothing is captured")
     amount_minor = data.capture_amount_minor or payment.amount_minor
     if amount_minor > payment.amount_minor:
         raise ValueError(f"capture of {amount_minor} exceeds the authorized {payment.amount_minor}")
-    return _capture(deps.gateway(), payment, amount_minor)
+    return _capture(data, deps.gateway(), payment, amount_minor)
 
 
 handler = _capture_or_void
@@ -97,10 +99,13 @@ handler = _capture_or_void
 def _refund(data: StepInput) -> StepResult:
     with deps.engine().connect() as conn:
         payment = load(conn, data.payment_id)
+    check_lease(payment, data)
     if payment.captured_amount_minor is None:
         return {"outcome": "nothing_captured"}
     if payment.status == "refunded":
         return {"outcome": "refunded", "refunded_minor": payment.captured_amount_minor, "replayed": True}
+    if payment.status in lifecycle.FINAL:  # succeeded: another execution finished it; never refunded from here
+        return {"outcome": f"not_refundable_{payment.status}"}
     gateway, key = deps.gateway(), str(payment.id)
     try:
         assert payment.gateway_reference is not None, "a captured payment was authorized"
@@ -112,7 +117,7 @@ def _refund(data: StepInput) -> StepResult:
             raise TransientError(f"refund of {key}: outcome unknown; retrying with the same key") from None
     except GatewayDown as error:
         raise TransientError(f"refund of {key}: gateway unavailable") from error
-    _record(payment.id, "refunded")
+    _record(data, "refunded")
     return {"outcome": "refunded", "refunded_minor": payment.captured_amount_minor}
 
 

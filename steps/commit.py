@@ -9,6 +9,7 @@ from typing import Any
 from ulid import ULID
 
 from core.money import MINOR_UNIT_EXPONENT
+from ledger import lifecycle
 from ledger.outbox import insert_event
 from ledger.payments import Payment
 from ledger.posting import post, reverse, void
@@ -16,7 +17,7 @@ from ledger.results import Reason
 from steps import deps
 from steps.errors import CommitRejected
 from steps.fraud import decision_for
-from steps.payment_state import load, move
+from steps.payment_state import claim, move
 from steps.runtime import StepInput, StepResult, step
 
 FEE_BASIS_POINTS = 140  # 1.40 % ...
@@ -37,12 +38,12 @@ def event_payload(payment: Payment, event_type: str, fee: int) -> dict[str, Any]
 @step("CommitLedger")
 def _commit(data: StepInput) -> StepResult:
     with deps.engine().begin() as conn:
-        payment = load(conn, data.payment_id, for_update=True)
+        payment = claim(conn, data)
         if payment.status == "voided" and payment.fraud_score is not None \
                 and decision_for(payment.fraud_score) == "review":
             # Held for review: nothing was captured, so the reservation is released, in the same transaction.
             void(conn, payment_id=payment.id)
-            move(conn, payment, "review")
+            move(conn, payment, "review", data)
             insert_event(conn, event_id=str(ULID()), payment_id=payment.id, event_type="payment.review",
                          payload=event_payload(payment, "payment.review", 0))
             return {"status": "review"}
@@ -53,7 +54,7 @@ def _commit(data: StepInput) -> StepResult:
         if not result.in_effect:
             raise CommitRejected(f"the ledger refused to post payment {payment.id}: {result.reason}")
         if payment.status not in ("committed", "succeeded"):
-            move(conn, payment, "committed")
+            move(conn, payment, "committed", data)
         insert_event(conn, event_id=str(ULID()), payment_id=payment.id, event_type="payment.succeeded",
                      payload=event_payload(payment, "payment.succeeded", result.fee_minor))
     return {"status": "committed", "transaction_id": result.transaction_id, "fee_minor": result.fee_minor,
@@ -66,6 +67,9 @@ handler = _commit
 @step("ReverseLedger")
 def _reverse(data: StepInput) -> StepResult:
     with deps.engine().begin() as conn:
+        payment = claim(conn, data)
+        if payment.status in lifecycle.FINAL:  # a finished payment's books are not this compensation's to undo
+            return {"reversed": False, "status": payment.status}
         result = reverse(conn, payment_id=data.payment_id)
     return {"reversed": result.in_effect, "replayed": not result.applied}
 

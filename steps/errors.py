@@ -56,6 +56,11 @@ class CapturePending(StepError):
     """The gateway acknowledged the capture but has not confirmed it yet: the state machine asks again later."""
 
 
+class ExecutionSuperseded(StepError):
+    """Another execution holds the payment (it took the lease over, or it is the one moving the payment now): this
+    execution ends at once, without effect and without compensating; the holder decides the payment's outcome."""
+
+
 class CapturedAtGateway(StepError):
     """A compensation found money captured at the gateway that the saga never recorded: park, never fail."""
 

@@ -9,13 +9,15 @@ from sqlalchemy import Connection
 
 from ledger.outbox import OutboxEvent, get_event, mark_sent, record_attempt
 from steps import deps
-from steps.payment_state import load, move
+from steps.payment_state import check_lease, claim, load, move
 from steps.runtime import StepInput, StepResult, step
 
 
-def _event(payment_id: int) -> tuple[str, OutboxEvent]:
+def _event(data: StepInput) -> tuple[str, OutboxEvent]:
+    payment_id = data.payment_id
     with deps.engine().connect() as conn:
         payment = load(conn, payment_id)
+        check_lease(payment, data)
         event_type = "payment.review" if payment.status == "review" else "payment.succeeded"
         event = get_event(conn, payment_id=payment_id, event_type=event_type)
     if event is None:
@@ -23,16 +25,16 @@ def _event(payment_id: int) -> tuple[str, OutboxEvent]:
     return payment.status, event
 
 
-def _finish(conn: Connection, payment_id: int) -> None:
+def _finish(conn: Connection, data: StepInput) -> None:
     """committed -> succeeded (a payment held for review stays in review)."""
-    payment = load(conn, payment_id, for_update=True)
+    payment = claim(conn, data)
     if payment.status == "committed":
-        move(conn, payment, "succeeded")
+        move(conn, payment, "succeeded", data)
 
 
 @step("NotifyMerchant")
 def _notify(data: StepInput) -> StepResult:
-    _, event = _event(data.payment_id)
+    _, event = _event(data)
     if event.sent_at is None:
         deps.sqs().send_message(
             QueueUrl=deps.notifications_queue_url(),
@@ -41,9 +43,9 @@ def _notify(data: StepInput) -> StepResult:
             MessageDeduplicationId=event.id,  # a resend after a crash between send and mark is dropped by SQS
         )
     with deps.engine().begin() as conn:  # marked sent and the status moved in one commit
+        _finish(conn, data)
         if event.sent_at is None:
             mark_sent(conn, event_id=event.id)
-        _finish(conn, data.payment_id)
     return {"event_id": event.id, "event_type": event.event_type}
 
 
@@ -52,10 +54,10 @@ handler = _notify
 
 @step("ParkNotification")
 def _park_notification(data: StepInput) -> StepResult:
-    _, event = _event(data.payment_id)
+    _, event = _event(data)
     with deps.engine().begin() as conn:
+        _finish(conn, data)
         record_attempt(conn, event_id=event.id)
-        _finish(conn, data.payment_id)
     return {"event_id": event.id, "parked": event.sent_at is None}
 
 

@@ -3,12 +3,10 @@ as needs_attention with the reason, for an engineer to replay; no money moves ba
 
 from __future__ import annotations
 
+from ledger import lifecycle
 from steps import deps
-from steps.payment_state import load, move
+from steps.payment_state import claim, move
 from steps.runtime import StepInput, StepResult, step
-
-# A payment in one of these has finished; parking it would lose that.
-_DONE = frozenset({"succeeded", "review", "rejected", "failed", "refunded", "needs_attention"})
 
 
 @step("ParkPayment")
@@ -16,10 +14,10 @@ def _park(data: StepInput) -> StepResult:
     problem = data.error or data.raw.get("compensation_error") or {}
     code = str(problem.get("Error", "Unknown")) if isinstance(problem, dict) else "Unknown"
     with deps.engine().begin() as conn:
-        payment = load(conn, data.payment_id, for_update=True)
-        if payment.status in _DONE:
+        payment = claim(conn, data)
+        if payment.status in lifecycle.EXECUTION_TERMINAL:  # finished (parking would lose that), or parked
             return {"status": payment.status, "parked": payment.status == "needs_attention"}
-        move(conn, payment, "needs_attention", failure_code=code,
+        move(conn, payment, "needs_attention", data, failure_code=code,
              failure_message=f"parked after {code} while {payment.status}; replay finishes it")
     return {"status": "needs_attention", "parked": True}
 

@@ -1,4 +1,5 @@
-"""Reading a payment and moving its status under the optimistic lock, for every step."""
+"""Reading a payment and moving its status, for every step: under the execution's lease, the optimistic lock and
+the lifecycle (ledger.lifecycle), each of which PostgreSQL enforces too."""
 
 from __future__ import annotations
 
@@ -6,11 +7,11 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from ledger import lifecycle
 from ledger.payments import Payment, get_payment, transition_payment
-from steps.errors import BusinessError, ServiceUnavailable, TransientError
-
-# Where a payment's story has ended: no step moves it again, except replay finishing a parked one.
-FINAL_FAILED = frozenset({"rejected", "failed", "refunded"})
+from ledger.results import Reason
+from steps.errors import BusinessError, ExecutionSuperseded, ServiceUnavailable, TransientError
+from steps.runtime import StepInput
 
 
 def recorded_failure(payment: Payment) -> BusinessError:
@@ -23,8 +24,14 @@ def recorded_failure(payment: Payment) -> BusinessError:
 
 
 def refuse_if_failed(payment: Payment) -> None:
-    if payment.status in FINAL_FAILED:
+    if payment.status in lifecycle.FAILED:
         raise recorded_failure(payment)
+
+
+def _superseded(payment: Payment, data: StepInput) -> ExecutionSuperseded:
+    return ExecutionSuperseded(
+        f"payment {payment.id} is now leased to {payment.lease_holder or 'a newer execution'} "
+        f"(token {payment.lease_token}, this execution holds {data.lease_token}): this one ends without effect")
 
 
 def load(conn: Connection, payment_id: int, *, for_update: bool = False) -> Payment:
@@ -34,14 +41,35 @@ def load(conn: Connection, payment_id: int, *, for_update: bool = False) -> Paym
     return payment
 
 
-def move(conn: Connection, payment: Payment, to_status: str, **fields: Any) -> int:
-    """Move to `to_status` if nobody changed the payment since it was read; the new version.
+def check_lease(payment: Payment, data: StepInput) -> None:
+    """Before an effect outside PostgreSQL (a gateway call): act only while this execution holds the payment."""
+    if payment.lease_token != data.lease_token:
+        raise _superseded(payment, data)
 
-    A stale version means a duplicate delivery of this step (or a replay) raced us: raise TransientError so the
-    state machine retries, and the retry, reading afresh, finds the effect recorded and returns it.
+
+def claim(conn: Connection, data: StepInput) -> Payment:
+    """The payment, locked for this transaction, if this execution still holds its lease. Taking the lease anew is
+    an UPDATE of the same row, so it waits for this transaction: what the step writes here, it writes as holder."""
+    payment = load(conn, data.payment_id, for_update=True)
+    check_lease(payment, data)
+    return payment
+
+
+def move(conn: Connection, payment: Payment, to_status: str, data: StepInput, **fields: Any) -> int:
+    """Move to `to_status` if nobody changed the payment since it was read and this execution still holds it; the
+    new version.
+
+    A stale version means a duplicate delivery of this step raced us: raise TransientError so the state machine
+    retries, and the retry, reading afresh, finds the effect recorded and returns it. A lost lease ends this
+    execution without effect (ExecutionSuperseded). A move the lifecycle forbids is a bug, refused here and by the
+    database alike.
     """
+    if not lifecycle.allowed(payment.status, to_status):
+        raise AssertionError(f"payment {payment.id}: {payment.status} -> {to_status} is not a lifecycle move")
     result = transition_payment(conn, payment_id=payment.id, expected_version=payment.version, to_status=to_status,
-                                **fields)
+                                lease_token=data.lease_token, **fields)
+    if result.reason is Reason.LEASE_LOST:
+        raise _superseded(payment, data)
     if not result.applied:
         raise TransientError(
             f"payment {payment.id} changed concurrently (version {payment.version} -> {result.version}, "

@@ -4,23 +4,23 @@ from __future__ import annotations
 
 from ledger.posting import reserve, void
 from steps import deps
-from steps.payment_state import load, move, refuse_if_failed
+from steps.payment_state import claim, move, refuse_if_failed
 from steps.runtime import StepInput, StepResult, step
 
 # Statuses in which the reservation's release also moves the payment to "released".
-_RELEASABLE = frozenset({"validated", "reserved", "authorized", "voided", "capture_failed"})
+_RELEASABLE = frozenset({"validated", "reserved", "authorized", "voided", "capture_failed", "needs_attention"})
 
 
 @step("ReserveBalance")
 def _reserve(data: StepInput) -> StepResult:
     with deps.engine().begin() as conn:
-        payment = load(conn, data.payment_id, for_update=True)
+        payment = claim(conn, data)
         refuse_if_failed(payment)  # a twin execution failed it: hold nothing for a payment answered as failed
         assert payment.gateway is not None, "the start handler records the gateway"
         result = reserve(conn, payment_id=payment.id, merchant_id=payment.merchant_id, gateway=payment.gateway,
                          currency=payment.currency, amount_minor=payment.amount_minor)
         if result.applied and payment.status == "validated":
-            move(conn, payment, "reserved")
+            move(conn, payment, "reserved", data)
     assert result.in_effect, f"reserve of payment {payment.id}: {result.reason}"
     return {"transaction_id": result.transaction_id, "amount_minor": result.amount_minor,
             "replayed": not result.applied}
@@ -32,10 +32,10 @@ handler = _reserve
 @step("ReleaseReservation")
 def _release(data: StepInput) -> StepResult:
     with deps.engine().begin() as conn:
-        payment = load(conn, data.payment_id, for_update=True)
+        payment = claim(conn, data)
         result = void(conn, payment_id=payment.id)
-        if result.applied and payment.status in _RELEASABLE:
-            move(conn, payment, "released")
+        if result.in_effect and payment.status in _RELEASABLE:  # released now, or by a run that died after it
+            move(conn, payment, "released", data)
     # NO_RESERVATION (the step never took effect) and ALREADY_RESOLVED (it was posted) are no-ops.
     return {"released": result.in_effect, "replayed": not result.applied}
 

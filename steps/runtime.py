@@ -26,6 +26,7 @@ class StepInput:
     payment_id: int
     merchant_id: str
     capture_amount_minor: int | None
+    lease_token: int  # the fencing token of the execution's lease on the payment (ledger.leases)
     error: dict[str, Any] | None  # what a Catch put at $.error: {"Error": ..., "Cause": ...}
     raw: dict[str, Any]
 
@@ -37,11 +38,15 @@ def parse_input(event: dict[str, Any]) -> StepInput:
     capture = event.get("capture_amount_minor")
     if capture is not None and (isinstance(capture, bool) or not isinstance(capture, int) or capture <= 0):
         raise ValueError(f"capture_amount_minor must be a positive integer, got {capture!r}")
+    token = event.get("lease_token")
+    if isinstance(token, bool) or not isinstance(token, int) or token <= 0:
+        raise ValueError(f"step input needs lease_token, the execution's positive fencing token, got {token!r}")
     error = event.get("error")
     return StepInput(
         payment_id=int(raw_id),
         merchant_id=str(event.get("merchant_id", "")),
         capture_amount_minor=capture,
+        lease_token=token,
         error=error if isinstance(error, dict) else None,
         raw=event,
     )

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import json
 
+from ledger import lifecycle
 from ledger.merchants import get_merchant
 from steps import deps
 from steps.errors import (
     BUSINESS_ERRORS,
     AmountAboveLimit,
     CurrencyNotSupported,
+    ExecutionSuperseded,
     FraudRejected,
     ServiceUnavailable,
 )
 from steps.fraud import assess, decision_for
-from steps.payment_state import FINAL_FAILED, load, move, refuse_if_failed
+from steps.payment_state import claim, move, refuse_if_failed
 from steps.runtime import StepInput, StepResult, step
 
 # Outcomes of validation: the payment is refused outright ("rejected"), not failed along the way.
@@ -24,7 +26,7 @@ _REJECTIONS = frozenset({"FraudRejected", "CurrencyNotSupported", "AmountAboveLi
 @step("ValidatePayment")
 def _validate(data: StepInput) -> StepResult:
     with deps.engine().begin() as conn:
-        payment = load(conn, data.payment_id, for_update=True)
+        payment = claim(conn, data)
         refuse_if_failed(payment)  # a replay of a finished payment ends where it ended
         if payment.fraud_score is not None:  # validated before: the recorded result
             return {"decision": decision_for(payment.fraud_score), "fraud_score": payment.fraud_score}
@@ -39,7 +41,7 @@ def _validate(data: StepInput) -> StepResult:
         assessment = assess(conn, payment)
         if assessment.decision == "reject":
             raise FraudRejected(f"fraud score {assessment.score}: " + "; ".join(assessment.reasons))
-        move(conn, payment, "validated", fraud_score=assessment.score)
+        move(conn, payment, "validated", data, fraud_score=assessment.score)
     return {"decision": assessment.decision, "fraud_score": assessment.score, "reasons": list(assessment.reasons)}
 
 
@@ -68,14 +70,24 @@ def _message_of(cause: str) -> str:
 
 @step("RejectPayment")
 def _reject(data: StepInput) -> StepResult:
-    """The last compensation: record the business outcome on the payment. Idempotent: a second run keeps the first."""
+    """The last compensation: record the business outcome on the payment. Idempotent: a second run keeps the first.
+
+    It fails a payment only where every earlier compensation left nothing live (lifecycle.REJECTABLE). Anywhere else,
+    past the pivot above all, another execution is the one moving the payment: this one ends without effect and
+    never moves a payment the gateway may have captured backwards (the database refuses that move too)."""
     with deps.engine().begin() as conn:
-        payment = load(conn, data.payment_id, for_update=True)
-        if payment.status in FINAL_FAILED and payment.failure_code:
+        payment = claim(conn, data)
+        if payment.status in lifecycle.FAILED and payment.failure_code:
             return {"error": payment.failure_code, "cause": payment.failure_message or payment.failure_code}
         error, cause = outcome_of(data.error)
-        final = "refunded" if payment.status == "refunded" else "rejected" if error in _REJECTIONS else "failed"
-        move(conn, payment, final, failure_code=error, failure_message=cause)
+        if payment.status == "refunded":  # captured, then given back in full: keep it refunded, record why
+            move(conn, payment, "refunded", data, failure_code=error, failure_message=cause)
+            return {"error": error, "cause": cause}
+        if payment.status not in lifecycle.REJECTABLE or payment.captured_amount_minor is not None:
+            raise ExecutionSuperseded(
+                f"payment {payment.id} is {payment.status}: it is not this compensation's to fail ({error} leaves it)")
+        move(conn, payment, "rejected" if error in _REJECTIONS else "failed", data, failure_code=error,
+             failure_message=cause)
     return {"error": error, "cause": cause}
 
 

@@ -6,11 +6,6 @@ from typing import Any
 
 from ledger.payments import Payment
 
-# Statuses after which nothing more happens to a payment in the saga.
-FINAL_STATUSES = frozenset({"succeeded", "rejected", "failed", "refunded"})
-# Accepted, not final: 202.
-PENDING_STATUSES = frozenset({"needs_attention", "review", "capture_submitted"})
-
 
 def payment_body(payment: Payment) -> dict[str, Any]:
     # Ids are 63-bit: sent as decimal strings, which JSON parsers in browsers cannot round.

@@ -4,6 +4,7 @@ table. Nothing here asks the saga's code what it thinks it did."""
 
 from __future__ import annotations
 
+import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import datetime
@@ -12,21 +13,45 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import DBAPIError
 
+from ledger import lifecycle
 from ledger.payments import transition_payment
 from saga.idempotency import COMPLETED, record_key
+from saga.sfn import STATE_MACHINE_FILE
+from saga.simulate.faults import Where
 from saga.simulate.world import Backends
+from steps.errors import ExecutionSuperseded
 
 if TYPE_CHECKING:
     from saga.simulate.driver import SeedRun
 
-COMPENSATED = frozenset({"rejected", "failed", "refunded"})
+COMPENSATED = lifecycle.COMPENSATED
 Totals = tuple[int, int, int, int]  # debits_pending, debits_posted, credits_pending, credits_posted
 # Per step: result keys that say whether this run acted, not what the effect is (property 3 compares the rest).
 RUN_KEYS = frozenset({"replayed", "reasons"})
 # A void answers "voided" the first time and "nothing_to_void" after: one effect, told from two sides.
-# What a step answers when it changed nothing and the state machine must retry: the optimistic lock lost a race, or
-# another execution of the payment holds the authorization fence (both are in the state machine's Retry lists).
-RETRY_LATER = ({"error": "TransientError"}, {"error": "FenceHeld"})
+# An answer that is no result: the state machine retries it (the names in the step's Retry list, read from the state
+# machine itself), or the execution ends without effect because another one holds the payment.
+NO_RESULT = frozenset({ExecutionSuperseded.__name__})
+
+
+def _retried_errors() -> dict[str, frozenset[str]]:
+    """Per step (the function a Task invokes): the error names its Task's Retry list covers."""
+    definition = json.loads(STATE_MACHINE_FILE.read_text())
+    retried: dict[str, frozenset[str]] = {}
+    for state in definition["States"].values():
+        function = state.get("Parameters", {}).get("FunctionName", "")
+        if state.get("Type") == "Task" and function:
+            step = function.removeprefix("${").removesuffix("FunctionArn}")
+            retried[step] = frozenset(name for rule in state.get("Retry", []) for name in rule["ErrorEquals"])
+    return retried
+
+
+RETRIED = _retried_errors()
+
+
+def _no_result(step: str, answer: Any) -> bool:
+    error = answer.get("error") if isinstance(answer, dict) and set(answer) == {"error"} else None
+    return error is not None and (error in NO_RESULT or error in RETRIED.get(step, frozenset()))
 SAME_VOID = {"voided": "no_open_authorization", "nothing_to_void": "no_open_authorization"}
 
 
@@ -148,8 +173,8 @@ class _Checker:
                    queue: list[dict[str, Any]]) -> None:
         for dup in self.run.injector.duplicates:
             first, second = _normal(dup.first), _normal(dup.second)
-            if first in RETRY_LATER or second in RETRY_LATER:
-                continue  # "try again" is no result: a concurrent execution moved the payment under this run
+            if _no_result(dup.step, first) or _no_result(dup.step, second):
+                continue  # "try again" is no result (a concurrent run moved the payment); its effect is checked below
             self.expect(3, first == second, f"{dup.step} delivered twice answered {dup.first} then {dup.second}",
                         dup.payment_id)
         kinds = conn.execute(text("SELECT payment_id, kind, count(*) FROM ledger_transactions"
@@ -253,6 +278,10 @@ class _Checker:
             self.expect(7, len(winners) >= 1, f"concurrent requests with one key all answered {answers}", pid)
         for name, ok, detail in self.run.probe_results:
             self.expect(8, ok, f"{name}: {detail}")
+        for twin in self.run.sfn.twins:
+            if twin.where is Where.REPLAY_RUNNING:
+                self.expect(7, twin.refused, f"a replay of a running execution was not refused: {twin.detail}",
+                            twin.payment_id)
         for outcome, notes in self.run.holder_checks:
             self.expect(9, not notes, "; ".join(notes), outcome.payment_id)
         self.idempotency_records(conn)
@@ -293,6 +322,24 @@ class _Checker:
                 self.expect(11, len(keys) <= 1, f"{operation} asked with keys {sorted(keys)}", pid)
 
     # 12 ---------------------------------------------------------------------------------------------------------
+    def answers(self, conn: Connection) -> None:
+        """What the merchant was told agrees with the money: 201 only for a payment that succeeded, 402 only for a
+        compensated one, and a twin that answered from a final status saw the one the payment has."""
+        final: dict[int, str] = {int(r[0]): str(r[1]) for r in conn.execute(
+            text("SELECT id, status FROM payments WHERE id = ANY(:ids)"), {"ids": self.payment_ids}).all()}
+        for outcome in self.run.outcomes:
+            status = final.get(outcome.payment_id or -1)
+            if outcome.http_status == 201:
+                self.expect(12, status == "succeeded", f"answered 201 for a payment now {status}", outcome.payment_id)
+            elif outcome.http_status == 402:
+                self.expect(12, status in COMPENSATED, f"answered 402 for a payment now {status}",
+                            outcome.payment_id)
+        for twin in self.run.sfn.twins:
+            if twin.status in lifecycle.FINAL:
+                now = final.get(twin.payment_id)
+                self.expect(12, twin.status == now, f"a twin ({twin.where} at {twin.step}) answered from status "
+                                                     f"{twin.status}; the payment is {now}", twin.payment_id)
+
     def money(self, conn: Connection, statuses: Counter[str]) -> None:
         rows = conn.execute(text(
             "SELECT p.id, p.status, p.captured_amount_minor,"
@@ -350,6 +397,7 @@ def check_all(run: SeedRun, *, entries_before: dict[int, tuple[Any, ...]]
         checker.keys(conn, calls)
         checker.snowflakes()
         checker.gateway_keys(calls)
+        checker.answers(conn)
         checker.money(conn, statuses)
         conn.rollback()
     return checker.violations, checker.checked, statuses

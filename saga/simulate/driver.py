@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import select
 
 import saga.handler
+from ledger import lifecycle
 from ledger.merchants import get_merchant
 from ledger.schema import payments, saga_executions
 from saga import idempotency
@@ -30,8 +31,6 @@ from saga.simulate.ids import IdSource, SteppedClock
 from saga.simulate.world import Backends, HolderDiedError, Outcome, RequestPlan, SimStepFunctions, saga_wired_to
 from saga.start import run_payment
 
-# Where the saga has nothing left to do for a payment.
-FINAL_STATUSES = frozenset({"succeeded", "review", "rejected", "failed", "refunded"})
 TOKENS = (  # (token, weight): mostly approvals, every business outcome and every gateway fault present
     ("tok_approve", 55), ("tok_decline", 8), ("tok_insufficient_funds", 5), ("tok_capture_fails", 7),
     ("tok_5xx_then_success", 7), ("tok_timeout_before_send", 6), ("tok_timeout_after_commit", 6),
@@ -76,6 +75,7 @@ class SeedRun:
         self.seed = seed
         self.config = config
         self.rng = random.Random(seed)  # noqa: S311  # reproducible by seed, not secret
+        self.more_rng = random.Random(f"execution-faults-{seed}")  # noqa: S311  # the faults added later
         self.result = SeedResult(seed)
         self.outcomes: list[Outcome] = []
         self.checkpoints: list[Checkpoint] = []
@@ -115,7 +115,7 @@ class SeedRun:
         return body
 
     def _plan(self) -> Plan:
-        return plan_for(self.rng) if self.rng.random() < self.config.fault_probability else Plan()
+        return plan_for(self.rng, self.more_rng) if self.rng.random() < self.config.fault_probability else Plan()
 
     def _via_handler(self, key: str | None, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         headers = [("Authorization", f"Bearer {self.api_key}"), ("Content-Type", "application/json")]
@@ -197,6 +197,8 @@ class SeedRun:
                 self.gate_clock.step(expires_ms - self.gate_clock.ms())  # the last millisecond of the expiry
                 self._expect_in_flight(key, fingerprint, notes, "at the in-progress expiry")
                 self.gate_clock.step(1)
+                if crashed_payment is not None:  # the key's hold outlasts the lease: that lapsed too
+                    self.backends.expire_lease(crashed_payment)
             finally:
                 self.gate_clock.thaw()
         status, answer = self._via_start(key, body)
@@ -261,11 +263,17 @@ class SeedRun:
                 except ReplayError:
                     continue
 
+    def settle(self) -> None:
+        """Let everything still running end: twin executions, invocations Step Functions stopped waiting for."""
+        self.sfn.join_twins()
+        self.injector.join_orphans()
+        self.sfn.join_twins()  # an orphan's step may have started a twin
+
     def _unfinished(self) -> list[int]:
         ids = [o.payment_id for o in self.outcomes if o.payment_id is not None]
         with self.backends.engine.connect() as conn:
             rows = conn.execute(select(payments.c.id, payments.c.status).where(payments.c.id.in_(ids))).all()
-        return sorted(int(r.id) for r in rows if r.status not in FINAL_STATUSES)
+        return sorted(int(r.id) for r in rows if r.status not in lifecycle.FINAL)
 
     def probes(self) -> None:
         """Property 8 through the start handler: another body under a used key is 422, no key is 400; neither
@@ -305,6 +313,7 @@ class SeedRun:
                     if index % CHECKPOINT_EVERY == CHECKPOINT_EVERY - 1:
                         self.checkpoint()
                 self.injector.freezer.thaw_all()
+                self.settle()
                 self.replay_until_final()
                 self.probes()
             finally:

@@ -48,6 +48,22 @@ class RuntimeExitError(Exception):
 RuntimeExitError.__name__ = "Runtime.ExitError"  # Step Functions sees the class name as the error name
 
 
+class TaskTimedOutError(Exception):
+    """The Task's TimeoutSeconds passed: Step Functions moves on while the invocation runs on."""
+
+
+TaskTimedOutError.__name__ = "States.Timeout"
+
+
+class LambdaServiceError(Exception):
+    """The Lambda service failed the call (the function may run on): Step Functions retries it."""
+
+
+LambdaServiceError.__name__ = "Lambda.ServiceException"
+
+TwinHook = Callable[["Where", str, dict[str, Any]], None]
+
+
 class Where(enum.StrEnum):
     BEFORE = "crash_before"  # the process dies before the handler runs
     INSIDE = "crash_inside"  # the process dies before its transaction commits
@@ -56,6 +72,13 @@ class Where(enum.StrEnum):
     DUPLICATE = "duplicate"  # the step is delivered twice
     REDIS_OUTAGE = "redis_outage"  # Redis stops answering for a while as the step starts
     AWS_OUTAGE = "aws_outage"  # the AWS emulator stops answering for a while as the step starts
+    # The invocation runs on after Step Functions stopped waiting for it: either the Task's TimeoutSeconds passed
+    # (States.Timeout, caught) or the Lambda service failed the call (retried: a second delivery runs beside it).
+    TIMED_OUT = "timed_out"
+    # Whole executions of the same payment, started while this one is at this step:
+    TWIN_START = "twin_start"  # a start of the same payment (a client retry after the key's hold expired)
+    REPLAY_RUNNING = "replay_running"  # an engineer replays the execution that is running
+    TAKEOVER = "takeover"  # this execution's lease lapses here and a twin takes the payment over and runs it
 
 
 @dataclass(frozen=True)
@@ -63,6 +86,7 @@ class StepFault:
     step: str
     where: Where
     freeze_ms: int = 0
+    retried: bool = False  # TIMED_OUT: the error Step Functions saw is one its Retry covers
 
 
 @dataclass
@@ -72,20 +96,38 @@ class Plan:
     step_faults: list[StepFault] = field(default_factory=list)
 
 
-def plan_for(rng: random.Random, *, max_faults: int = 2) -> Plan:
-    """A random plan of 1..max_faults step faults. Forward steps always run, compensations only on some paths, so
-    a compensation is picked more often than its share: when its path is taken it is hit."""
+# The faults of the first simulation, drawn from the seed's main stream exactly as they were then, so that a pinned
+# seed still replays its interleaving; the kinds added since come from a stream of their own (`plan_for`).
+PROCESS_FAULTS = (Where.BEFORE, Where.INSIDE, Where.DB_DROP, Where.AFTER, Where.DUPLICATE, Where.REDIS_OUTAGE,
+                  Where.AWS_OUTAGE)
+EXECUTION_FAULTS = (Where.TIMED_OUT, Where.TWIN_START, Where.REPLAY_RUNNING, Where.TAKEOVER)
+EXECUTION_FAULT_PROBABILITY = 0.4
+
+
+def plan_for(rng: random.Random, more: random.Random, *, max_faults: int = 2) -> Plan:
+    """A random plan of 1..max_faults process faults from rng, and maybe one execution fault from `more`. Forward
+    steps always run, compensations only on some paths, so a compensation is picked more often than its share: when
+    its path is taken it is hit."""
     faults: list[StepFault] = []
     for _ in range(rng.randint(1, max_faults)):
         step = rng.choice(FORWARD_STEPS) if rng.random() < 0.5 else rng.choice(COMPENSATIONS)
-        where = rng.choice(list(Where))
+        where = rng.choice(PROCESS_FAULTS)
         if where is Where.REDIS_OUTAGE:
             step = "AuthorizeGateway"  # the only step that talks to Redis
         if where is Where.AWS_OUTAGE:
             step = "NotifyMerchant"  # the only step that talks to AWS (SQS)
         freeze_ms = rng.randint(100, 500) if where in (Where.REDIS_OUTAGE, Where.AWS_OUTAGE) else 0
         faults.append(StepFault(step, where, freeze_ms))
+    if more.random() < EXECUTION_FAULT_PROBABILITY:
+        step = more.choice(FORWARD_STEPS) if more.random() < 0.7 else more.choice(COMPENSATIONS)
+        where = more.choice(EXECUTION_FAULTS)
+        # TIMED_OUT: how far the invocation got when Step Functions gave up on it
+        freeze_ms = more.randint(0, 30) if where is Where.TIMED_OUT else 0
+        faults.append(StepFault(step, where, freeze_ms, retried=more.random() < 0.5))
     return Plan(faults)
+
+
+assert set(PROCESS_FAULTS) | set(EXECUTION_FAULTS) == set(Where), "every fault is drawn from one of the two streams"
 
 
 @dataclass(frozen=True)
@@ -152,6 +194,8 @@ class Injector:
         self.fired: Counter[str] = Counter()
         self.duplicates: list[DuplicateRun] = []
         self.invocations: Counter[str] = Counter()
+        self.twin_hook: TwinHook | None = None  # set by the runtime that can start whole executions
+        self._orphans: list[threading.Thread] = []
 
     # -- lifecycle ----------------------------------------------------------------------------------------------
 
@@ -167,6 +211,14 @@ class Injector:
     def set_plan(self, payment_id: int, plan: Plan) -> None:
         with self._lock:
             self._plans[payment_id] = plan
+
+    def join_orphans(self, timeout_s: float = 60.0) -> None:
+        """Wait for the invocations that ran on after Step Functions stopped waiting for them."""
+        with self._lock:
+            orphans, self._orphans = self._orphans, []
+        for thread in orphans:
+            thread.join(timeout=timeout_s)
+            assert not thread.is_alive(), f"{thread.name} still runs after {timeout_s} s"
 
     def fire(self, kind: str) -> None:
         with self._lock:
@@ -210,6 +262,13 @@ class Injector:
             raise RuntimeExitError(f"{step}: the function's process exited after its effect (injected)")
         if where is Where.DUPLICATE:
             return self._twice(step, payment_id, real, event_, context)
+        if where is Where.TIMED_OUT:
+            return self._timed_out(fault, step, payment_id, real, event_, context)
+        if where in (Where.TWIN_START, Where.REPLAY_RUNNING, Where.TAKEOVER):
+            if self.twin_hook is not None and isinstance(event_, dict):
+                self.fire(f"{where}:{step}")
+                self.twin_hook(where, step, event_)
+            return real(event_, context)
         if where in (Where.REDIS_OUTAGE, Where.AWS_OUTAGE):
             pid = self._redis_pid if where is Where.REDIS_OUTAGE else self._aws_pid
             if pid is not None:
@@ -233,6 +292,22 @@ class Injector:
         if not ok:
             raise last
         return last
+
+    def _timed_out(self, fault: StepFault, step: str, payment_id: int, real: Handler, event_: Any,  # noqa: PLR0917
+                   context: Any) -> Any:
+        def run_on() -> None:
+            with contextlib.suppress(Exception):  # nobody hears this invocation's answer any more
+                real(dict(event_), context)
+
+        orphan = threading.Thread(target=run_on, name=f"sim-orphan-{step}-{payment_id}", daemon=True)
+        with self._lock:
+            self._orphans.append(orphan)
+        orphan.start()
+        orphan.join(timeout=fault.freeze_ms / 1000)
+        self.fire(f"{Where.TIMED_OUT}{'_retried' if fault.retried else ''}:{step}")
+        if fault.retried:
+            raise LambdaServiceError(f"{step}: the Lambda service failed the call; the invocation runs on (injected)")
+        raise TaskTimedOutError(f"{step}: TimeoutSeconds passed; the invocation runs on (injected)")
 
     def _inside(self, where: Where, step: str, real: Handler, event_: Any, context: Any) -> Any:
         self._armed.where, self._armed.fired = where, False

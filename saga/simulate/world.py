@@ -14,26 +14,26 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
+from ulid import ULID
 
 import saga.replay
 import saga.start
 from core.aws import client
 from core.db import engine_for
 from core.settings import Settings
-from ledger.executions import insert_execution
 from saga.asl import LocalStepFunctions, ManualClock
+from saga.execution import PaymentBusyError, run_execution
+from saga.replay import ReplayError
 from saga.sfn import (
     LOCAL_ACCOUNT,
     LOCAL_REGION,
     LOCAL_STATE_MACHINE_NAME,
     STATE_MACHINE_FILE,
     local_substitutions,
-    record_outcome,
-    recorded_execution_arn,
 )
-from saga.simulate.faults import Injector, Plan
+from saga.simulate.faults import Injector, Plan, Where
 
 HTTP_TIMEOUT_S = 10.0
 MAX_QUEUE_BATCHES = 500  # 10 messages each: bounds one drain of the notifications queue
@@ -94,6 +94,13 @@ class Backends:
         """Every message now in the notifications queue (received, then deleted)."""
         return drain_queue(self.sqs, self.settings.notifications_queue)
 
+    def expire_lease(self, payment_id: int) -> None:
+        """Time passes for the payment's lease (the simulation moves clocks instead of waiting): a lease held now
+        lapses at once, exactly as it would at its expiry, judged by the database's clock."""
+        with self.engine.begin() as conn:
+            conn.execute(text("UPDATE payments SET lease_expires_at = clock_timestamp()"
+                              " WHERE id = :id AND lease_holder IS NOT NULL"), {"id": payment_id})
+
     def idempotency_item(self, pk: str) -> dict[str, Any] | None:
         item: dict[str, Any] | None = self.dynamodb.get_item(TableName=self.settings.idempotency_table,
                                                          Key={"pk": {"S": pk}}, ConsistentRead=True).get("Item")
@@ -128,9 +135,20 @@ class SimStepFunctions:
         self._pending: dict[int, RequestPlan] = {}  # thread id -> plan of the request that thread is running
         self.double_starts = 0
         self.holder_crashes = 0
+        self.twins: list[TwinRun] = []
+        self._twin_threads: list[threading.Thread] = []
+        injector.twin_hook = self._twin_at_step
 
     def close(self) -> None:
+        self.join_twins()
         self.local.close()
+
+    def join_twins(self, timeout_s: float = 120.0) -> None:
+        with self._lock:
+            threads, self._twin_threads = self._twin_threads, []
+        for thread in threads:
+            thread.join(timeout=timeout_s)
+            assert not thread.is_alive(), f"{thread.name} still runs after {timeout_s} s"
 
     @contextlib.contextmanager
     def planned(self, plan: RequestPlan) -> Iterator[None]:
@@ -168,29 +186,82 @@ class SimStepFunctions:
         return response
 
     def _twice(self, arn: str, name: str, payload: str, payment_id: int) -> dict[str, Any]:
+        """The same payment started twice at once (a client retry racing the first): the twin goes through the
+        lease like any start, so it waits for the first execution instead of running beside it."""
         self.double_starts += 1
-        twin_name = f"{name[:70]}-twin"
-        twin_arn = recorded_execution_arn(arn, twin_name)
-        with self._backends.engine.begin() as conn:  # recorded, as an engineer would need to see it
-            insert_execution(conn, execution_arn=twin_arn, payment_id=payment_id, name=twin_name,
-                             input=json.loads(payload))
-        answers: dict[str, dict[str, Any]] = {}
+        self._start_twin(Where.TWIN_START, "start", json.loads(payload))  # joined before the checks
+        return self.local.start_sync_execution(stateMachineArn=arn, name=name, input=payload)
 
-        def run(key: str, execution_name: str) -> None:
-            answers[key] = self.local.start_sync_execution(stateMachineArn=arn, name=execution_name, input=payload)
+    # -- whole executions of a payment that is being run ---------------------------------------------------------
 
-        twin = threading.Thread(target=run, args=("twin", twin_name), name=f"sim-twin-{payment_id}")
-        twin.start()
-        run("first", name)
-        twin.join(timeout=300)
-        if "twin" in answers:
-            with self._backends.engine.begin() as conn:
-                record_outcome(conn, settings=self._backends.settings, sfn=self.local, execution_arn=twin_arn,
-                               response=answers["twin"])
-        return answers["first"]
+    def _twin_at_step(self, where: Where, step: str, event: dict[str, Any]) -> None:
+        """Called by the injector as an execution reaches `step`, before the step runs."""
+        payment_id = int(event["payment_id"])
+        if where is Where.REPLAY_RUNNING:
+            self._replay_running(step, payment_id)
+        elif where is Where.TAKEOVER:
+            self._backends.expire_lease(payment_id)
+            self._start_twin(where, step, event).join(timeout=300)  # the twin runs while this one is paused
+        else:
+            self._start_twin(where, step, event)  # runs beside this one: it must wait for the lease
+
+    def _replay_running(self, step: str, payment_id: int) -> None:
+        with self._backends.engine.connect() as conn:
+            arn = conn.execute(text("SELECT execution_arn FROM saga_executions WHERE payment_id = :id"
+                                    " AND status = 'RUNNING' ORDER BY started_at DESC LIMIT 1"),
+                               {"id": payment_id}).scalar()
+        if arn is None:
+            return
+        try:
+            saga.replay.replay(self._backends.settings, str(arn))
+        except ReplayError as error:
+            self._record(TwinRun(Where.REPLAY_RUNNING, step, payment_id, refused=True, detail=str(error)))
+            return
+        self._record(TwinRun(Where.REPLAY_RUNNING, step, payment_id, refused=False,
+                             detail=f"the replay of running execution {arn} ran"))
+
+    def _start_twin(self, where: Where, step: str, event: dict[str, Any]) -> threading.Thread:
+        payment_id = int(event["payment_id"])
+        names = ("payment_id", "merchant_id", "capture_amount_minor")
+        saga_input: dict[str, Any] = {k: event[k] for k in names if k in event}
+        settings = self._backends.settings
+
+        def run() -> None:
+            try:
+                done = run_execution(self._backends.engine, self, self.arn, payment_id=payment_id,
+                                     name=f"twin-{payment_id}-{ULID()}", execution_input=saga_input,
+                                     lease_ms=settings.execution_lease_ms, wait_ms=settings.lease_wait_ms)
+            except PaymentBusyError as error:
+                self._record(TwinRun(where, step, payment_id, refused=True, detail=str(error)))
+                return
+            ran = done.response is not None
+            self._record(TwinRun(where, step, payment_id, refused=False, status=done.payment.status,
+                                 detail=f"{'ran' if ran else 'answered from the record'}: {done.payment.status}"))
+
+        thread = threading.Thread(target=run, name=f"sim-{where}-{payment_id}", daemon=True)
+        with self._lock:
+            self._twin_threads.append(thread)
+        thread.start()
+        return thread
+
+    def _record(self, twin: TwinRun) -> None:
+        with self._lock:
+            self.twins.append(twin)
 
     def get_execution_history(self, **kwargs: Any) -> dict[str, Any]:
         return self.local.get_execution_history(**kwargs)
+
+
+@dataclass(frozen=True)
+class TwinRun:
+    """A whole execution of a payment started while another ran it, and what it did."""
+
+    where: Where
+    step: str
+    payment_id: int
+    refused: bool  # it never ran: the lease was held (a start that waited in vain, a replay told to wait)
+    status: str | None = None  # the payment's status it answered from, when it was not refused
+    detail: str = ""
 
 
 @contextlib.contextmanager

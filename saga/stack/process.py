@@ -3,27 +3,77 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import json
 import os
 import pwd
 import signal
 import socket
+import tempfile
 import time
 from pathlib import Path
 
 LOOPBACK = "127.0.0.1"
 WAIT_TIMEOUT_S = 30.0
 POLL_INTERVAL_S = 0.05
+# How long a port handed out by free_port() stays out of other stacks' reach: longer than a server takes to bind it.
+PORT_RESERVATION_S = 120.0
+PORT_ATTEMPTS = 50
 
 
 class StackError(RuntimeError):
     """A part of the local stack could not be started, found or stopped; the message says which and why."""
 
 
-def free_port() -> int:
-    """A loopback port nobody listens on right now (the kernel picks it)."""
+def _kernel_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((LOOPBACK, 0))
         return int(sock.getsockname()[1])
+
+
+def _reservations_file() -> Path:
+    return Path(tempfile.gettempdir()) / f"paysaga-ports-{os.getuid()}.json"
+
+
+def _reserve(port: int) -> bool:
+    """Record port as handed out, unless another process of ours was handed it within PORT_RESERVATION_S. True
+    when the port is ours; also True when the record cannot be kept (then only the kernel's choice protects us)."""
+    try:
+        fd = os.open(_reservations_file(), os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError:
+        return True
+    with os.fdopen(fd, "r+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            try:
+                raw = json.loads(handle.read() or "{}")
+                held = {str(k): float(v) for k, v in raw.items()} if isinstance(raw, dict) else {}
+            except (ValueError, TypeError, AttributeError):  # a damaged record: start a new one
+                held = {}
+            now = time.time()
+            held = {k: until for k, until in held.items() if until > now}
+            if str(port) in held:
+                return False
+            held[str(port)] = now + PORT_RESERVATION_S
+            handle.seek(0)
+            handle.truncate()
+            handle.write(json.dumps(held))
+            handle.flush()
+            return True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now (the kernel picks it) that no other stack on this machine was
+    handed in the last PORT_RESERVATION_S. Stacks that start at the same time (parallel simulation workers, test
+    sessions) each pick their ports and bind them a moment later; without the reservation the kernel could hand one
+    port to two of them, and the loser's wait_for_port would be answered by the winner's server."""
+    for _ in range(PORT_ATTEMPTS):
+        port = _kernel_port()
+        if _reserve(port):
+            return port
+    raise StackError(f"no free loopback port found in {PORT_ATTEMPTS} attempts (see {_reservations_file()})")
 
 
 def port_answers(port: int, host: str = LOOPBACK, timeout_s: float = 0.2) -> bool:
@@ -72,6 +122,7 @@ def terminate(pid: int, timeout_s: float = 10.0) -> None:
     """SIGTERM, then SIGKILL after timeout_s; returns when the process is gone."""
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGTERM)
+        os.kill(pid, signal.SIGCONT)  # a stopped process (a frozen Redis or emulator) acts on SIGTERM only once resumed
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if not pid_alive(pid):

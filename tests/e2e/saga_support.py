@@ -8,7 +8,35 @@ import httpx
 from sqlalchemy import text
 from ulid import ULID
 
+from ledger.leases import Lease, take_lease
+from ledger.payments import insert_payment
 from tests.support.live import LiveStack
+
+_ids = iter(range(7_000_000_000_000, 8_000_000_000_000))
+
+
+def new_payment(live: LiveStack, *, token: str = "tok_approve", amount_minor: int = 1234) -> dict[str, Any]:
+    """A payment written as the start path writes it, and the step input of an execution holding its lease."""
+    merchant_id, _ = live.new_merchant()
+    payment_id = next(_ids)
+    with live.engine.begin() as conn:
+        insert_payment(conn, payment_id=payment_id, merchant_id=merchant_id, amount_minor=amount_minor,
+                       currency="EUR", gateway="sandbox", customer_ref=f"cus_{payment_id}", order_ref="o",
+                       payment_method_token=token)
+        lease = take_lease(conn, payment_id=payment_id, holder="test-steps", lease_ms=60_000)
+    assert isinstance(lease, Lease)
+    return {"payment_id": str(payment_id), "merchant_id": merchant_id, "lease_token": lease.token}
+
+
+def take_over(live: LiveStack, event: dict[str, Any], holder: str = "test-newer") -> dict[str, Any]:
+    """The lease of the execution behind `event` lapses and a newer execution takes the payment: its step input."""
+    payment_id = int(event["payment_id"])
+    with live.engine.begin() as conn:
+        conn.execute(text("UPDATE payments SET lease_expires_at = clock_timestamp() WHERE id = :id"),
+                     {"id": payment_id})
+        lease = take_lease(conn, payment_id=payment_id, holder=holder, lease_ms=60_000)
+    assert isinstance(lease, Lease) and lease.token > event["lease_token"]
+    return {**event, "lease_token": lease.token}
 
 
 def pay(live: LiveStack, api_key: str, *, amount_minor: int = 1999, currency: str = "EUR",

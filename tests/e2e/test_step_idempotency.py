@@ -3,43 +3,16 @@ The handlers are called directly, as Lambda would on a duplicate delivery, again
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
-import pytest
 from sqlalchemy import text
 
-from core.settings import settings
-from ledger.payments import insert_payment
-from saga.stack.state import load
 from steps import authorize, capture, commit, notify, park, reserve, validate
-from tests.e2e.saga_support import authorizations, captures, ledger_kinds, outbox, payment_row
-from tests.support.live import TEST_ENV, LiveStack
+from tests.e2e.saga_support import authorizations, captures, ledger_kinds, new_payment, outbox, payment_row
+from tests.support.live import LiveStack
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
-
-
-@pytest.fixture
-def step_env(live: LiveStack, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The environment the step Lambdas get, pointing at the live stack."""
-    for name, value in {**load(live.root).env(), **TEST_ENV}.items():
-        monkeypatch.setenv(name, value)
-    settings.cache_clear()
-    yield
-    settings.cache_clear()
-
-
-_ids = iter(range(7_000_000_000_000, 8_000_000_000_000))
-
-
-def new_payment(live: LiveStack, *, token: str = "tok_approve", amount_minor: int = 1234) -> dict[str, Any]:
-    merchant_id, _ = live.new_merchant()
-    payment_id = next(_ids)
-    with live.engine.begin() as conn:
-        insert_payment(conn, payment_id=payment_id, merchant_id=merchant_id, amount_minor=amount_minor,
-                       currency="EUR", gateway="sandbox", customer_ref=f"cus_{payment_id}", order_ref="o",
-                       payment_method_token=token)
-    return {"payment_id": str(payment_id), "merchant_id": merchant_id}
 
 
 def twice(handler: Handler, event: dict[str, Any]) -> dict[str, Any]:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 from infra.code_asset import RUNTIME
 from infra.environment import DATABASE_SECRET_ARN
 from steps import registry
 from tests.infra.support import START, Synth, functions_by_name, settings_env_names
 
 # What a function cannot start without on AWS (settings has no default for the first two; the rest name resources).
+STATE_MACHINE = Path(__file__).resolve().parents[2] / "statemachine.asl.json"
 REQUIRED = {"DATABASE_URL", "REDIS_URL", "IDEMPOTENCY_TABLE", "WORKER_SLOTS_TABLE", "NOTIFICATIONS_QUEUE",
             "NOTIFICATIONS_DLQ", "NOTIFICATIONS_TOPIC", "EVENT_BUS", "PAYMENT_GATEWAY"}
 
@@ -34,6 +38,11 @@ def test_the_start_function_outlives_the_express_ceiling(synth: Synth) -> None:
     # The idempotency key must stay IN_PROGRESS for longer than its holder can run.
     ttl_ms = int(props["Environment"]["Variables"]["IDEMPOTENCY_IN_PROGRESS_TTL_MS"])
     assert ttl_ms > props["Timeout"] * 1_000
+    # The payment's lease outlives any execution, and a retry that takes the key over finds it lapsed.
+    lease_ms = int(props["Environment"]["Variables"]["EXECUTION_LEASE_MS"])
+    express_timeout_s = json.loads(STATE_MACHINE.read_text())["TimeoutSeconds"]
+    assert express_timeout_s * 1_000 < lease_ms <= ttl_ms
+    assert int(props["Environment"]["Variables"]["LEASE_WAIT_MS"]) < 29_000  # API Gateway's integration timeout
 
 
 def test_reserved_concurrency_leaves_the_account_pool_its_unreserved_minimum(synth: Synth) -> None:

@@ -203,7 +203,9 @@ def test_commit_ledger_in_one_transaction_rolls_back_together(engine: Engine) ->
     with engine.begin() as conn:
         merchant, payment = _setup(conn)
         _reserve(conn, merchant, payment)
-    with pytest.raises(RuntimeError), engine.begin() as conn:
+        for status in ("validated", "reserved", "authorized", "captured"):  # the lifecycle's way to the pivot
+            conn.execute(text("UPDATE payments SET status = :s WHERE id = :id"), {"s": status, "id": payment})
+    with pytest.raises(RuntimeError), engine.begin() as conn:  # captured -> committed, as CommitLedger moves it
         assert post(conn, payment_id=payment, amount_minor=10_000).applied
         assert transition_payment(conn, payment_id=payment, expected_version=0, to_status="committed").applied
         assert insert_event(conn, event_id="01J0", payment_id=payment, event_type="committed", payload={}).applied

@@ -23,8 +23,11 @@ from __future__ import annotations
 
 from itertools import count
 
+import pytest
 from sqlalchemy import text
 
+from ledger import lifecycle
+from ledger.leases import Lease, take_lease
 from ledger.payments import insert_payment
 from saga.simulate import Backends, SimulationConfig
 from saga.simulate.checks import check_all, entries_digest
@@ -32,6 +35,7 @@ from saga.simulate.driver import SeedRun
 from saga.simulate.faults import Plan, StepFault, Where
 from saga.simulate.world import Outcome, RequestPlan, saga_wired_to
 from steps import authorize, capture, commit, park, reserve, validate
+from steps.errors import ExecutionSuperseded
 from steps.gateway.sandbox import SandboxGateway
 
 _ids = count(9_300_000_000_000_000)
@@ -63,16 +67,17 @@ def test_forward_steps_refuse_a_payment_another_execution_already_failed(sim_bac
         insert_payment(conn, payment_id=payment_id, merchant_id=run.merchant_id, amount_minor=2656, currency="EUR",
                        gateway="sandbox", customer_ref="cus-finding-2", order_ref="finding-2",
                        payment_method_token="tok_approve")
-    event = {"payment_id": str(payment_id), "merchant_id": run.merchant_id}
+        lease = take_lease(conn, payment_id=payment_id, holder="finding", lease_ms=60_000)
+    assert isinstance(lease, Lease)  # both "executions" below share it: a duplicated delivery of one execution
+    event = {"payment_id": str(payment_id), "merchant_id": run.merchant_id, "lease_token": lease.token}
     crashed = {**event, "error": {"Error": "Runtime.ExitError", "Cause": "{}"}}
     # The interleaving seed 1016 produced, one step at a time (execution 1 | its twin):
     validate.handler(dict(event), None)  # both validated
     reserve.release_reservation(dict(crashed), None)  # 1: ReserveBalance died; nothing reserved yet
     reserve.handler(dict(event), None)  # twin: reserves
-    validate.reject_payment(dict(crashed), None)  # 1: the payment is failed; the client is answered 402
-    with sim_backends.engine.connect() as conn:
-        assert conn.execute(text("SELECT status FROM payments WHERE id = :id"), {"id": payment_id}).scalar_one() \
-            == "failed"
+    # 1: RejectPayment finds the payment reserved, not its to fail (before the fix: `failed`, answered 402)
+    with pytest.raises(ExecutionSuperseded):
+        validate.reject_payment(dict(crashed), None)
     for step in (authorize.handler, capture.handler, commit.handler):  # twin goes on
         try:
             step(dict(event), None)
@@ -81,7 +86,7 @@ def test_forward_steps_refuse_a_payment_another_execution_already_failed(sim_bac
     with sim_backends.engine.connect() as conn:
         status = conn.execute(text("SELECT status FROM payments WHERE id = :id"), {"id": payment_id}).scalar_one()
     charged = [c for c in sim_backends.gateway_calls(str(payment_id)) if c["operation"] == "capture" and c["committed"]]
-    assert status == "failed" and charged == [], f"a payment answered 'failed' ended {status}, captured: {charged}"
+    assert not (status in lifecycle.FAILED and charged), f"a payment answered 'failed' ended {status}: {charged}"
 
 
 def test_a_capture_at_the_gateway_is_never_left_behind_a_failed_payment(sim_backends: Backends) -> None:
@@ -92,7 +97,9 @@ def test_a_capture_at_the_gateway_is_never_left_behind_a_failed_payment(sim_back
         insert_payment(conn, payment_id=payment_id, merchant_id=run.merchant_id, amount_minor=1963, currency="EUR",
                        gateway="sandbox", customer_ref="cus-finding-3", order_ref="finding-3",
                        payment_method_token="tok_approve")
-    event = {"payment_id": str(payment_id), "merchant_id": run.merchant_id}
+        lease = take_lease(conn, payment_id=payment_id, holder="finding", lease_ms=60_000)
+    assert isinstance(lease, Lease)  # both "executions" below share it: a duplicated delivery of one execution
+    event = {"payment_id": str(payment_id), "merchant_id": run.merchant_id, "lease_token": lease.token}
     crashed = {**event, "error": {"Error": "Runtime.ExitError", "Cause": "{}"}}
     validate.handler(dict(event), None)
     reserve.handler(dict(event), None)

@@ -74,3 +74,14 @@ def test_the_checks_catch_a_second_gateway_key(sim_backends: Backends) -> None:
     violations, _, _ = check_all(run, entries_before=entries_digest(sim_backends))
     assert any(v.property == 11 and v.payment_id == payment_id for v in violations), violations
     run.ids.close()
+
+
+# Found by `paysaga simulate --seeds 120 --seed-from 20261202` (15 payments a seed): a twin execution's compensation
+# failed a payment the gateway had captured (20261261, 20261317: answered `failed`, charged 761 and 2341), and a
+# step delivered twice answered GatewayUnavailable, then a result (20261217, 20261246). Kept with their original
+# 15 payments, so each replays the interleaving that found it (the faults added since come from a stream of their own).
+@pytest.mark.parametrize("seed", [20261261, 20261317, 20261217, 20261246])
+def test_the_twin_execution_findings_stay_fixed(sim_backends: Backends, seed: int) -> None:
+    result = run_seed(sim_backends, seed, SimulationConfig(seeds=[seed], payments_per_seed=15))
+    assert not result.violations, "\n" + violations_text([result])
+    assert result.faults["double_start"] + sum(n for k, n in result.faults.items() if k.startswith("duplicate")) > 0

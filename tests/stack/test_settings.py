@@ -47,3 +47,15 @@ def test_cli_prints_one_line_for_bad_settings(monkeypatch: pytest.MonkeyPatch) -
     assert result.exit_code == 1
     assert "DATABASE_URL is not set" in result.output
     assert "Traceback" not in result.output
+
+
+def test_a_lease_longer_than_the_keys_hold_is_refused_naming_both(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql://u@db/x")
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:6379/0")
+    monkeypatch.setenv("IDEMPOTENCY_IN_PROGRESS_TTL_MS", "6000")
+    monkeypatch.setenv("EXECUTION_LEASE_MS", "6001")
+    with pytest.raises(SettingsError, match=r"EXECUTION_LEASE_MS \(6001\) must not exceed "
+                                            r"IDEMPOTENCY_IN_PROGRESS_TTL_MS \(6000\)"):
+        load_settings()
+    monkeypatch.setenv("EXECUTION_LEASE_MS", "6000")
+    assert load_settings().execution_lease_ms == 6000

@@ -22,7 +22,8 @@ from saga.stack.state import load
 
 BACKEND_VARS = ("DATABASE_URL", "REDIS_URL", "AWS_ENDPOINT_URL", "PAYSAGA_API_PORT", "SANDBOX_GATEWAY_URL")
 # Short enough for tests to watch a crashed holder's key expire; long enough for any saga at zero latency.
-TEST_ENV = {"IDEMPOTENCY_IN_PROGRESS_TTL_MS": "6000", "GATEWAY_TIMEOUT_MS": "1000", "LOG_LEVEL": "WARNING"}
+TEST_ENV = {"IDEMPOTENCY_IN_PROGRESS_TTL_MS": "6000", "EXECUTION_LEASE_MS": "6000", "LEASE_WAIT_MS": "3000",
+            "GATEWAY_TIMEOUT_MS": "1000", "LOG_LEVEL": "WARNING"}
 
 
 @dataclass

@@ -1,0 +1,98 @@
+"""One saga execution of a payment, under the payment's lease: the start path and replay both run executions here.
+
+Take the lease (waiting, within a bound, for another execution of the payment to end), record the execution with
+the lease's fencing token in its input, run it synchronously, record its outcome and give the lease back. A payment
+that is already final is answered from its recorded state and runs nothing. A holder that dies anywhere in here
+leaves a lease that expires by the database's clock; until then no second execution runs the payment.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine
+
+from ledger import lifecycle
+from ledger.executions import insert_execution
+from ledger.leases import Lease, LeaseHeld, release_lease, take_lease
+from ledger.payments import Payment, get_payment
+from saga.sfn import StepFunctions, record_outcome, recorded_execution_arn
+
+__all__ = ["ExecutionRun", "PaymentBusyError", "run_execution"]
+
+POLL_MS = 50  # how often a waiting start looks at the lease again
+
+
+class PaymentBusyError(RuntimeError):
+    """Another execution held the payment for the whole wait."""
+
+    def __init__(self, held: LeaseHeld) -> None:
+        super().__init__(f"payment {held.payment_id} is being run by execution {held.holder} "
+                         f"(its lease lasts until {held.expires_at.isoformat()})")
+        self.held = held
+
+
+@dataclass(frozen=True)
+class ExecutionRun:
+    """What happened: the execution this call ran (None when the payment was final and nothing ran), its response,
+    and the payment as recorded afterwards."""
+
+    execution_arn: str | None
+    response: dict[str, Any] | None
+    payment: Payment
+
+
+def _payment(engine: Engine, payment_id: int) -> Payment:
+    with engine.connect() as conn:
+        payment = get_payment(conn, payment_id=payment_id)
+    assert payment is not None, f"payment {payment_id} is written before any execution of it"
+    return payment
+
+
+def _lease(engine: Engine, *, payment_id: int, execution_arn: str, name: str, execution_input: dict[str, Any],
+           replay_of: str | None, lease_ms: int) -> Lease | LeaseHeld:
+    """Take the lease and record the execution that will hold it, in one transaction."""
+    with engine.begin() as conn:
+        lease = take_lease(conn, payment_id=payment_id, holder=name, lease_ms=lease_ms)
+        if isinstance(lease, Lease):
+            insert_execution(conn, execution_arn=execution_arn, payment_id=payment_id, name=name,
+                             input={**execution_input, "lease_token": lease.token}, replay_of=replay_of)
+    return lease
+
+
+def run_execution(
+    engine: Engine, sfn: StepFunctions, state_machine_arn: str, *, payment_id: int, name: str,
+    execution_input: dict[str, Any], lease_ms: int, wait_ms: int, replay_of: str | None = None,
+    history: bool = True, sleep: Callable[[float], None] = time.sleep, monotonic: Callable[[], float] = time.monotonic,
+) -> ExecutionRun:
+    """Run one execution of the payment under its lease; raise PaymentBusyError if another execution held it for
+    all of wait_ms. `execution_input` is the saga's input without the token (the lease adds it)."""
+    assert lease_ms > 0 and wait_ms >= 0, (lease_ms, wait_ms)
+    execution_arn = recorded_execution_arn(state_machine_arn, name)
+    deadline = monotonic() + wait_ms / 1000
+    while True:
+        payment = _payment(engine, payment_id)
+        if payment.status in lifecycle.FINAL and replay_of is None:
+            return ExecutionRun(None, None, payment)  # nothing left to run: answer from the record
+        lease = _lease(engine, payment_id=payment_id, execution_arn=execution_arn, name=name,
+                       execution_input=execution_input, replay_of=replay_of, lease_ms=lease_ms)
+        if isinstance(lease, Lease):
+            break
+        if monotonic() >= deadline:
+            raise PaymentBusyError(lease)
+        sleep(POLL_MS / 1000)
+
+    payload = json.dumps({**execution_input, "lease_token": lease.token}, separators=(",", ":"))
+    # A failure to start or to hear back leaves the lease held: the execution may be running, and the lease's
+    # expiry (longer than any execution) is what frees the payment then.
+    response = sfn.start_sync_execution(stateMachineArn=state_machine_arn, name=name, input=payload)
+    with engine.begin() as conn:
+        record_outcome(conn, sfn=sfn if history else None, execution_arn=execution_arn, response=response)
+        release_lease(conn, lease=lease)
+        after = get_payment(conn, payment_id=payment_id)
+    assert after is not None
+    return ExecutionRun(execution_arn, response, after)

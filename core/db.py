@@ -7,13 +7,14 @@ import json
 
 from sqlalchemy import Engine, create_engine, make_url
 
+from core import limits
 from core.aws import client
 from core.settings import Settings
 
 POOL_SIZE = 10  # per process; RDS Proxy multiplexes on AWS
 MAX_OVERFLOW = 40  # bursts of concurrent checkouts in the local server's thread pool
-CONNECT_TIMEOUT_S = 5
-STATEMENT_TIMEOUT_MS = 10_000  # no statement of ours may hold locks for longer
+CONNECT_TIMEOUT_S = limits.DB_CONNECT_TIMEOUT_S
+STATEMENT_TIMEOUT_MS = limits.DB_STATEMENT_TIMEOUT_MS  # no statement of ours may hold locks for longer
 
 
 @functools.cache
@@ -23,7 +24,7 @@ def engine_for(url: str) -> Engine:
         pool_size=POOL_SIZE,
         max_overflow=MAX_OVERFLOW,
         pool_pre_ping=True,
-        pool_timeout=10,
+        pool_timeout=limits.DB_POOL_TIMEOUT_S,
         connect_args={"connect_timeout": CONNECT_TIMEOUT_S,
                       "options": f"-c statement_timeout={STATEMENT_TIMEOUT_MS}"},
     )

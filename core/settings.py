@@ -12,6 +12,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from core import limits
+
 
 class SettingsError(RuntimeError):
     """A missing or malformed setting; the message names the environment variable."""
@@ -50,18 +52,21 @@ class Settings(BaseSettings):
     adyen_merchant_account: str | None = Field(default=None, validation_alias="ADYEN_MERCHANT_ACCOUNT")
     adyen_checkout_url: str | None = Field(default=None, validation_alias="ADYEN_CHECKOUT_URL")
 
-    gateway_timeout_ms: int = Field(default=10_000, ge=100, le=60_000, validation_alias="GATEWAY_TIMEOUT_MS")
-    # How long a request holds its Idempotency-Key before a retry may take over (above the 5-minute Express ceiling).
+    # The defaults below are core/limits.py's, where their relations to each other are asserted.
+    gateway_timeout_ms: int = Field(default=limits.GATEWAY_TIMEOUT_MS, ge=100, le=60_000,
+                                    validation_alias="GATEWAY_TIMEOUT_MS")
+    # How long a request holds its Idempotency-Key before a retry may take over (longer than the start function lives).
     idempotency_in_progress_ttl_ms: int = Field(
-        default=330_000, ge=1_000, le=3_600_000, validation_alias="IDEMPOTENCY_IN_PROGRESS_TTL_MS")
+        default=limits.IDEMPOTENCY_IN_PROGRESS_TTL_MS, ge=1_000, le=3_600_000,
+        validation_alias="IDEMPOTENCY_IN_PROGRESS_TTL_MS")
 
-    # How long one execution holds its payment (ledger.leases): longer than an Express execution can run (infra checks
-    # it against the state machine's TimeoutSeconds) and no longer than the key's in-progress hold, so that a retry
-    # that takes the key over finds the lease free.
-    execution_lease_ms: int = Field(default=320_000, ge=1_000, le=3_600_000, validation_alias="EXECUTION_LEASE_MS")
+    # How long one execution holds its payment (ledger.leases): longer than an Express execution can run and no longer
+    # than the key's in-progress hold, so that a retry that takes the key over finds the lease free.
+    execution_lease_ms: int = Field(default=limits.EXECUTION_LEASE_MS, ge=1_000, le=3_600_000,
+                                    validation_alias="EXECUTION_LEASE_MS")
     # How long a start waits for another execution of the same payment to end before it answers 409 (under API
-    # Gateway's 29 s integration timeout).
-    lease_wait_ms: int = Field(default=25_000, ge=0, le=600_000, validation_alias="LEASE_WAIT_MS")
+    # Gateway's integration timeout).
+    lease_wait_ms: int = Field(default=limits.LEASE_WAIT_MS, ge=0, le=600_000, validation_alias="LEASE_WAIT_MS")
 
     api_host: str = Field(default="127.0.0.1", validation_alias="PAYSAGA_API_HOST")
     api_port: int = Field(default=8080, ge=1, le=65535, validation_alias="PAYSAGA_API_PORT")

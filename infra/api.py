@@ -11,10 +11,12 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_wafv2 as wafv2
 from constructs import Construct
 
+from core import limits
+
 STAGE_NAME: Final[str] = "prod"
 # API Gateway's default integration ceiling. A saga can run longer (Express allows 5 min): the client then gets 504
 # and retries with the same Idempotency-Key, which answers 409 while in flight and the stored response afterwards.
-INTEGRATION_TIMEOUT: Final[Duration] = Duration.seconds(29)
+INTEGRATION_TIMEOUT: Final[Duration] = Duration.millis(limits.API_INTEGRATION_TIMEOUT_MS)
 MANAGED_RULE_GROUPS: Final[tuple[str, ...]] = (
     "AWSManagedRulesAmazonIpReputationList",
     "AWSManagedRulesCommonRuleSet",

@@ -11,23 +11,25 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from core import limits
 from infra.code_asset import RUNTIME
 from infra.network import Network
 from steps import registry
 
+# Every limit below is core/limits.py's, where its relations are asserted (tests/infra/test_limits.py checks the
+# synthesized template against them).
 # A step does one bounded thing (gateway calls time out at GATEWAY_TIMEOUT_MS); Step Functions retries transients.
-STEP_TIMEOUT: Final[Duration] = Duration.seconds(30)
-# Above the 5-minute Express ceiling: StartSyncExecution must return before the start function is cut off.
-START_TIMEOUT_S: Final[int] = 330
+STEP_TIMEOUT: Final[Duration] = Duration.seconds(limits.STEP_LAMBDA_TIMEOUT_S)
+# Above the state machine's TimeoutSeconds: StartSyncExecution must return before the start function is cut off.
+START_TIMEOUT_S: Final[int] = limits.START_FUNCTION_TIMEOUT_S
 START_HANDLER: Final[str] = "saga.handler.handler"
 # An Idempotency-Key stays IN_PROGRESS longer than its holder can live, so a live holder is never overtaken.
-IN_PROGRESS_TTL_MS: Final[int] = (START_TIMEOUT_S + 30) * 1_000
-# One execution per payment at a time: the lease outlives any execution (the state machine's TimeoutSeconds, 290 s;
-# tests/infra check the relation) and the start function that holds it, and ends before the key's hold does.
-EXECUTION_LEASE_MS: Final[int] = START_TIMEOUT_S * 1_000
+IN_PROGRESS_TTL_MS: Final[int] = limits.IDEMPOTENCY_IN_PROGRESS_TTL_MS
+# One execution per payment at a time: the lease outlives any execution and the start function that holds it, and
+# ends before the key's hold does.
+EXECUTION_LEASE_MS: Final[int] = limits.EXECUTION_LEASE_MS
 # A start that meets a running execution of its payment waits this long, within API Gateway's 29 s, then answers 409.
-LEASE_WAIT_MS: Final[int] = 25_000
-assert EXECUTION_LEASE_MS <= IN_PROGRESS_TTL_MS, "a retry that takes the key over must find the lease free"
+LEASE_WAIT_MS: Final[int] = limits.LEASE_WAIT_MS
 
 
 def lambda_handler(target: str) -> str:

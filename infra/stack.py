@@ -8,6 +8,7 @@ from aws_cdk import CfnOutput, Stack
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from core import limits
 from infra.alarms import Alarms
 from infra.api import PaymentsApi
 from infra.cache import Cache
@@ -33,7 +34,7 @@ from steps import registry
 
 # The one step that publishes the outbox row to the notifications queue (ParkNotification only records the attempt).
 QUEUE_PRODUCERS = ("NotifyMerchant",)
-GATEWAY_TIMEOUT_MS = 10_000
+GATEWAY_TIMEOUT_MS = limits.GATEWAY_TIMEOUT_MS
 
 
 class PaysagaStack(Stack):

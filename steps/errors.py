@@ -9,7 +9,22 @@ class StepError(Exception):
 
 
 class TransientError(StepError):
-    """Infrastructure that may answer on a retry (database, Redis, queue): the state machine retries with backoff."""
+    """A fault a retry can fix (connection lost, a timeout, a serialization failure or deadlock, throttling, a 5xx):
+    the one error name the state machine retries with backoff for every step. steps.error_classes decides which
+    library faults are transient; nothing else may be."""
+
+
+class InvariantViolated(StepError):
+    """PostgreSQL refused a write: an integrity, check, restrict, foreign-key, unique or not-null violation, whether
+    a constraint or a ledger/lifecycle trigger (RAISE ... USING ERRCODE) said so. The database is the last safety
+    net, so the code above it has a bug: a retry gets the same refusal. Never retried; the state machine compensates
+    before the pivot and parks the payment (ParkPayment) after it."""
+
+
+class ConfigurationError(StepError):
+    """The deployment is wrong, not the moment: AWS denied access, does not know our credentials, has no such
+    resource (a missing queue, secret, key) or calls the request invalid; Redis refused our user. Never retried
+    (the same call gets the same answer until someone fixes the deployment); routed like InvariantViolated."""
 
 
 class BusinessError(StepError):
@@ -70,3 +85,5 @@ class CommitRejected(BusinessError):
 
 
 BUSINESS_ERRORS = frozenset(cls.__name__ for cls in BusinessError.__subclasses__())
+# Faults no retry fixes, named so the execution history says what happened; they are in no Retry list.
+NOT_RETRIED = frozenset(cls.__name__ for cls in (InvariantViolated, ConfigurationError))

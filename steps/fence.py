@@ -28,9 +28,14 @@ from redis.exceptions import RedisError as _RedisError
 from redis.lock import Lock
 from redis.retry import Retry
 
-DEFAULT_TTL_MS = 5_000
-DEFAULT_SOCKET_TIMEOUT_MS = 500
-FENCE_RETRIES = 1  # one reconnect on a dropped connection; more would stretch the bound on a dead Redis
+from core import limits
+
+# The TTL outlives the whole fenced section (authorize at the gateway timeout, the unknown-outcome lookup, the write
+# that records the result) and the AuthorizeGateway invocation itself: core/limits.py asserts both.
+DEFAULT_TTL_MS = limits.FENCE_TTL_MS
+DEFAULT_SOCKET_TIMEOUT_MS = limits.FENCE_SOCKET_TIMEOUT_MS
+# One reconnect on a dropped connection; more would stretch the bound on a dead Redis.
+FENCE_RETRIES = limits.FENCE_REDIS_RETRIES
 
 _log = logging.getLogger(__name__)
 

@@ -1,5 +1,6 @@
-"""What every step handler shares: reading its input, and turning infrastructure faults into TransientError so the
-state machine's Retry handles them (and a business error is never mistaken for one)."""
+"""What every step handler shares: reading its input, and naming infrastructure faults by what a retry can do about
+them (steps.error_classes): TransientError, which the state machine's Retry handles, only for faults a retry can fix;
+InvariantViolated and ConfigurationError, never retried, for a database refusal and a misconfigured deployment."""
 
 from __future__ import annotations
 
@@ -8,11 +9,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import redis
 from aws_lambda_powertools import Logger
-from botocore.exceptions import BotoCoreError, ClientError
-from sqlalchemy.exc import DBAPIError, OperationalError
 
+from steps import error_classes
 from steps.errors import TransientError
 
 logger = Logger(service="paysaga-steps")
@@ -61,14 +60,18 @@ def step(name: str) -> Callable[[Callable[[StepInput], StepResult]], Handler]:
             step_input = parse_input(event)
             try:
                 result = body(step_input)
-            except (OperationalError, DBAPIError) as error:
-                # Connection lost, server restarting, statement timeout, serialization failure: try again.
-                logger.warning("database fault", extra={"step": name, "payment_id": step_input.payment_id})
-                raise TransientError(f"{name}: database unavailable: {type(error.orig).__name__}") from error
-            except redis.RedisError as error:
-                raise TransientError(f"{name}: Redis unavailable: {error}") from error
-            except (BotoCoreError, ClientError) as error:
-                raise TransientError(f"{name}: AWS service unavailable: {error}") from error
+            except error_classes.LIBRARY_FAULTS as error:
+                # The class name is the retry contract: only TransientError is retried. A fault it does not name
+                # (a programming error) goes on as it is, under its own name, and is not retried either.
+                named = error_classes.named(name, error)
+                if named is None:
+                    raise
+                where = {"step": name, "payment_id": step_input.payment_id, "error": type(named).__name__}
+                if isinstance(named, TransientError):
+                    logger.warning(str(named), extra=where)
+                else:
+                    logger.error(str(named), extra=where)
+                raise named from error
             logger.debug("step done", extra={"step": name, "payment_id": step_input.payment_id, "result": result})
             return result
 

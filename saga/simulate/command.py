@@ -9,6 +9,7 @@ that seed and every seed that was not run, never drops one silently."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import multiprocessing
 import os
 import queue
@@ -65,6 +66,8 @@ def throwaway_stack(root: Path | None = None) -> Iterator[Backends]:
         state = local.up(root, with_api=False)
         os.environ.update({**state.env(), **SIM_ENV})
         settings.cache_clear()
+        # The simulation takes worker slots away on purpose and counts it (ids_lease_lost): no warning per event.
+        logging.getLogger("saga.snowflake").setLevel(logging.ERROR)
         yield Backends(settings(), redis_pid=state.parts["redis"].pid, aws_pid=state.parts["aws"].pid)
     finally:
         local.down(root)

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
+from core import limits
 from saga.stack.process import free_port
 from steps.fence import (
     FenceHeld,
@@ -39,6 +40,15 @@ def test_the_key_holds_our_token_with_the_ttl_and_is_released(client: redis.Redi
     assert (fence.released, fence.lost) == (True, False)
     with authorize_fence(client, "pay_1") as again:  # free again after release
         assert again.token != fence.token
+
+
+def test_the_default_ttl_outlives_the_invocation_that_holds_it(client: redis.Redis[bytes]) -> None:
+    """AuthorizeGateway passes no TTL: Redis must keep its fence past the step's own Lambda timeout (core/limits.py
+    says why); the old 5 s was shorter than one gateway call."""
+    with authorize_fence(client, "pay_default") as fence:
+        left_ms = client.pttl(fence.key)
+    assert fence.ttl_ms == limits.FENCE_TTL_MS
+    assert limits.STEP_LAMBDA_TIMEOUT_S * 1_000 < left_ms <= limits.FENCE_TTL_MS
 
 
 def test_a_held_fence_refuses_and_the_body_never_runs(client: redis.Redis[bytes]) -> None:

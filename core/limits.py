@@ -1,0 +1,138 @@
+"""Every time limit of the system, written once, with its unit in its name, and the relations between them asserted
+at import (TigerBeetle's TIGER_STYLE: a limit is only as good as the relation that says why it has its value).
+
+The runtime (core/settings.py defaults, core/db.py, steps/fence.py) and the CDK app (infra/) read their values from
+here. Two files cannot import it and so repeat values that tests check against this module:
+- ``statemachine.asl.json`` (each Task's ``TimeoutSeconds``, the machine's ``TimeoutSeconds``):
+  tests/unit/test_limits.py reads the file, checks it holds these values and relations, and computes the whole saga's
+  worst case from it;
+- the synthesized CDK template (each function's Timeout and environment): tests/infra/test_limits.py.
+
+The limits of one payment, outermost first (values as of this writing; the asserts below are the contract):
+
+    API Gateway integration   29 s  cuts the client off; the start function keeps running
+    Idempotency-Key held     360 s  > the start function
+    start function           330 s  > lease wait (25 s) + state machine (290 s)
+    execution lease          330 s  >= the start function; lease wait + lease <= the key's hold
+    state machine            290 s  <= Express's 300 s; caps whatever the Tasks' retries add up to
+    each Task                 30 s  <= its Lambda's timeout (30 s)
+    fence                     35 s  > the AuthorizeGateway invocation (30 s) >= 2 gateway calls (10 s) + 1 write (10 s)
+
+Only the standard library may be imported here: infra imports this module (import-linter allows exactly that).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# ---- AWS service ceilings (not ours to choose) -----------------------------------------------------------------
+
+LAMBDA_MAX_TIMEOUT_S: Final[int] = 900
+EXPRESS_MAX_DURATION_S: Final[int] = 300  # an Express execution, StartSyncExecution included, ends within 5 minutes
+API_GATEWAY_MAX_INTEGRATION_TIMEOUT_MS: Final[int] = 29_000  # REST API default quota
+
+# ---- Backends ------------------------------------------------------------------------------------------------
+
+# One gateway call (authorize, lookup, capture, void, refund): GATEWAY_TIMEOUT_MS, the variable's default.
+GATEWAY_TIMEOUT_MS: Final[int] = 10_000
+
+# PostgreSQL (core/db.py): no statement of ours may hold locks for longer than the statement timeout.
+DB_CONNECT_TIMEOUT_S: Final[int] = 5
+DB_POOL_TIMEOUT_S: Final[int] = 10  # waiting for a pooled connection
+DB_STATEMENT_TIMEOUT_MS: Final[int] = 10_000
+
+# ---- Lambda functions and the state machine ------------------------------------------------------------------
+
+# A step does one bounded thing (at most a gateway call, the lookup that resolves an unknown outcome, one write).
+STEP_LAMBDA_TIMEOUT_S: Final[int] = 30
+# Each Task's TimeoutSeconds in statemachine.asl.json (the file is the source of truth on AWS; tests compare).
+TASK_TIMEOUT_S: Final[int] = 30
+# The state machine's TimeoutSeconds in statemachine.asl.json: it caps the saga, whatever its retries add up to.
+STATE_MACHINE_TIMEOUT_S: Final[int] = 290
+# The start function behind the API: waits for the lease, runs StartSyncExecution, records the outcome.
+START_FUNCTION_TIMEOUT_S: Final[int] = 330
+# How long botocore waits for StartSyncExecution's answer (saga/sfn.py): longer than an execution can run.
+SFN_SYNC_READ_TIMEOUT_S: Final[int] = START_FUNCTION_TIMEOUT_S
+
+# ---- The start path ------------------------------------------------------------------------------------------
+
+# API Gateway's integration timeout (infra/api.py): the longest a client waits for its answer.
+API_INTEGRATION_TIMEOUT_MS: Final[int] = 29_000
+# A start that meets a running execution of its payment waits this long for it, then answers 409 (LEASE_WAIT_MS).
+LEASE_WAIT_MS: Final[int] = 25_000
+# One execution per payment at a time (ledger/leases.py, EXECUTION_LEASE_MS): the lease outlives the start function
+# that took it, so it never lapses under a live execution.
+EXECUTION_LEASE_MS: Final[int] = START_FUNCTION_TIMEOUT_S * 1_000
+# How long an Idempotency-Key stays IN_PROGRESS before a retry may take it over (IDEMPOTENCY_IN_PROGRESS_TTL_MS):
+# longer than its holder can live, so a live holder is never overtaken.
+IDEMPOTENCY_IN_PROGRESS_TTL_MS: Final[int] = (START_FUNCTION_TIMEOUT_S + 30) * 1_000
+
+# ---- The fence around AuthorizeGateway (DESIGN 6) ------------------------------------------------------------
+
+# The fenced section: the authorization at its timeout, the lookup that resolves an unknown outcome (another gateway
+# call), then the one short transaction that records the result (its statements cut at the statement timeout).
+FENCED_SECTION_MAX_MS: Final[int] = 2 * GATEWAY_TIMEOUT_MS + DB_STATEMENT_TIMEOUT_MS
+# Covers the SET's own round trip (Redis starts the TTL before our client hears back) and clock-rate drift.
+FENCE_MARGIN_MS: Final[int] = 5_000
+# The fence outlives the whole invocation that holds it: Lambda kills AuthorizeGateway at STEP_LAMBDA_TIMEOUT_S, so
+# nothing of ours runs in the fenced section after that, whatever the sub-bounds above leave out (waiting for a pooled
+# connection, connecting, an HTTP read timeout that applies per read). A longer fence costs little: a live holder
+# releases it when its section ends; only a holder that died keeps it, for at most the TTL. (AuthorizeGateway's
+# FenceHeld retries wait about 15 s in all, less than the TTL: an attempt that meets a dead holder's fence gives up and
+# compensates, and VoidAuthorization asks the gateway before it decides.)
+FENCE_TTL_MS: Final[int] = STEP_LAMBDA_TIMEOUT_S * 1_000 + FENCE_MARGIN_MS
+# Every Redis wait of the fence client (connect, read) and its one reconnect: a dead Redis costs at most
+# 2 x (1 + FENCE_REDIS_RETRIES) x FENCE_SOCKET_TIMEOUT_MS before the step gives up (it fails transient, never calls
+# the gateway unfenced).
+FENCE_SOCKET_TIMEOUT_MS: Final[int] = 500
+FENCE_REDIS_RETRIES: Final[int] = 1
+FENCE_REDIS_MAX_WAIT_MS: Final[int] = 2 * (1 + FENCE_REDIS_RETRIES) * FENCE_SOCKET_TIMEOUT_MS
+
+# ---- Relations -----------------------------------------------------------------------------------------------
+
+# Service ceilings.
+assert STEP_LAMBDA_TIMEOUT_S <= LAMBDA_MAX_TIMEOUT_S, "Lambda refuses a longer timeout"
+assert START_FUNCTION_TIMEOUT_S <= LAMBDA_MAX_TIMEOUT_S, "Lambda refuses a longer timeout"
+assert STATE_MACHINE_TIMEOUT_S <= EXPRESS_MAX_DURATION_S, "Express cuts an execution at 5 minutes anyway"
+assert API_INTEGRATION_TIMEOUT_MS <= API_GATEWAY_MAX_INTEGRATION_TIMEOUT_MS, "API Gateway refuses a longer one"
+
+# Steps.
+assert TASK_TIMEOUT_S <= STEP_LAMBDA_TIMEOUT_S, (
+    "a Task must not give up on an invocation that may still run: its retry would run beside it")
+assert TASK_TIMEOUT_S < STATE_MACHINE_TIMEOUT_S, "one Task attempt must fit in the execution"
+assert FENCED_SECTION_MAX_MS <= STEP_LAMBDA_TIMEOUT_S * 1_000, (
+    "AuthorizeGateway must be able to finish its fenced section (authorize, lookup, record) before Lambda cuts it")
+assert GATEWAY_TIMEOUT_MS < TASK_TIMEOUT_S * 1_000, "a step that calls the gateway must outlast the call"
+assert DB_STATEMENT_TIMEOUT_MS < TASK_TIMEOUT_S * 1_000, "a step that writes must outlast its statement"
+
+# The fence.
+assert FENCE_TTL_MS >= FENCED_SECTION_MAX_MS + FENCE_MARGIN_MS, (
+    "the fence must outlive the fenced section (gateway call at its timeout + unknown-outcome lookup + the write "
+    "that records the result) with a margin, or a slow authorization runs beside a second one")
+assert FENCE_TTL_MS > STEP_LAMBDA_TIMEOUT_S * 1_000, "the fence must outlive the invocation that holds it"
+assert FENCE_TTL_MS > TASK_TIMEOUT_S * 1_000, "the fence must outlive the Task attempt that holds it"
+assert FENCE_REDIS_MAX_WAIT_MS < FENCE_MARGIN_MS, "the margin must cover taking the fence on a slow Redis"
+
+# The start path.
+assert SFN_SYNC_READ_TIMEOUT_S > STATE_MACHINE_TIMEOUT_S, "botocore must wait for the execution's own end"
+assert STATE_MACHINE_TIMEOUT_S * 1_000 + LEASE_WAIT_MS < START_FUNCTION_TIMEOUT_S * 1_000, (
+    "the start function waits for the lease, then for StartSyncExecution, and must record the outcome before Lambda "
+    "cuts it off")
+assert IDEMPOTENCY_IN_PROGRESS_TTL_MS > START_FUNCTION_TIMEOUT_S * 1_000, (
+    "an Idempotency-Key must stay IN_PROGRESS longer than its holder can live, or a retry runs beside a live holder")
+assert EXECUTION_LEASE_MS > STATE_MACHINE_TIMEOUT_S * 1_000, "the lease must outlive any execution run under it"
+assert EXECUTION_LEASE_MS >= START_FUNCTION_TIMEOUT_S * 1_000, "the lease must outlive the start function holding it"
+assert EXECUTION_LEASE_MS <= IDEMPOTENCY_IN_PROGRESS_TTL_MS, (
+    "a retry that takes the key over must find the lease free (core/settings.py refuses the converse)")
+assert LEASE_WAIT_MS + EXECUTION_LEASE_MS <= IDEMPOTENCY_IN_PROGRESS_TTL_MS, (
+    "the lease is taken up to LEASE_WAIT_MS after the key: it must still lapse before the key's hold does")
+assert LEASE_WAIT_MS < API_INTEGRATION_TIMEOUT_MS, (
+    "a start waiting for the lease must answer 409 before API Gateway cuts the client off")
+
+# TENSION, not solved here (another issue): the saga runs synchronously behind API Gateway, which cuts the client off
+# at 29 s, while the Express execution may run 290 s. What holds today, and what the design relies on: the start
+# function is not stopped by that cut, it runs the saga to its end and records the response; the client's retry with
+# the same Idempotency-Key gets 409 while the key is IN_PROGRESS, then the stored response. When the saga is made to
+# answer within the integration timeout (or goes asynchronous), this relation changes and this assert with it.
+assert API_INTEGRATION_TIMEOUT_MS < STATE_MACHINE_TIMEOUT_S * 1_000 < START_FUNCTION_TIMEOUT_S * 1_000, (
+    "today a client may be cut off before its saga ends; the start function outlives the saga to record it")

@@ -16,8 +16,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from saga.asl import LocalStepFunctions
-from saga.asl.lambda_invoke import LambdaContext
+from local.asl import LocalStepFunctions
+from local.asl.lambda_invoke import LambdaContext
 
 ARN = "arn:aws:lambda:us-east-1:123456789012:function:"
 

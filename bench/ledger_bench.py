@@ -31,10 +31,10 @@ from sqlalchemy import Engine, create_engine
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ledger.chart import ensure_chart, fees_revenue_code, gateway_clearing_code, merchant_payable_code
-from ledger.merchants import insert_merchant
-from ledger.migrate import upgrade
-from ledger.payments import insert_payment
 from ledger.posting import INSERT_ENTRIES_SQL, post, reserve
+from local.migrate import upgrade
+from store.merchants import insert_merchant
+from store.payments import insert_payment
 from tests.support.servers import postgres_server
 
 CURRENCY = "EUR"

@@ -41,7 +41,7 @@ from report.load import Batch, http_batch, replay_batch
 from report.plot import plot
 from report.sql_replay import Capture, Replayer, capturing
 
-from saga.stack.state import load
+from local.stack.state import load
 from tests.support.live import TEST_ENV, LiveStack, live_stack
 
 OUT = Path(__file__).resolve().parent / "out"
@@ -75,10 +75,13 @@ def capture_one(stack: LiveStack, merchant_id: str, api_key: str) -> tuple[Captu
     from ulid import ULID
 
     from core.settings import settings
-    from saga.handler import handler
-    from saga.http.apigateway import new_context, to_event
+    from local.http.apigateway import new_context, to_event
+    from local.saga_runtime import local_services
+    from saga.handler import make_handler
 
     settings.cache_clear()
+    services = local_services(settings())
+    handler = make_handler(services)
     body = json.dumps({"amount_minor": 1999, "currency": "EUR", "payment_method_token": "tok_approve",
                        "customer_reference": f"cus_{ULID()}", "order_reference": f"ord_{ULID()}"}).encode()
     event = to_event(method="POST", path="/v1/payments", body=body, query=[], source_ip="127.0.0.1",
@@ -86,9 +89,7 @@ def capture_one(stack: LiveStack, merchant_id: str, api_key: str) -> tuple[Captu
                               ("Content-Type", "application/json")])
     with capturing() as capture:
         result = handler(event, new_context("paysaga-start"))
-    from saga.handler import _ids
-
-    _ids().close()  # stop its heartbeat and give the worker slot back before the stack goes away
+    services.close()  # stop its heartbeat and give the worker slot back before the stack goes away
     assert result["statusCode"] == 201, result
     answer = json.loads(result["body"])
     capture.payment_id = int(answer["id"])

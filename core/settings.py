@@ -60,7 +60,7 @@ class Settings(BaseSettings):
         default=limits.IDEMPOTENCY_IN_PROGRESS_TTL_MS, ge=1_000, le=3_600_000,
         validation_alias="IDEMPOTENCY_IN_PROGRESS_TTL_MS")
 
-    # How long one execution holds its payment (ledger.leases): longer than an Express execution can run and no longer
+    # How long one execution holds its payment (store.leases): longer than an Express execution can run and no longer
     # than the key's in-progress hold, so that a retry that takes the key over finds the lease free.
     execution_lease_ms: int = Field(default=limits.EXECUTION_LEASE_MS, ge=1_000, le=3_600_000,
                                     validation_alias="EXECUTION_LEASE_MS")

@@ -9,4 +9,4 @@ REPO_ROOT: Final[Path] = Path(__file__).resolve().parent.parent
 STATE_MACHINE_FILE: Final[Path] = REPO_ROOT / "statemachine.asl.json"
 
 # The runtime packages a Lambda function imports; everything else in the repository stays out of the asset.
-RUNTIME_PACKAGES: Final[tuple[str, ...]] = ("core", "saga", "steps", "ledger")
+RUNTIME_PACKAGES: Final[tuple[str, ...]] = ("core", "saga", "steps", "ledger", "store")

@@ -27,8 +27,10 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, Row, insert, select, text
 
 from ledger.chart import ensure_chart, fees_revenue_account
-from ledger.results import LedgerResult, Reason
-from ledger.schema import accounts, ledger_entries, ledger_transactions, payments
+from ledger.results import LedgerResult
+from ledger.schema import accounts, ledger_entries, ledger_transactions
+from store.results import Reason
+from store.schema import payments
 
 _TX = ledger_transactions
 INSERT_ENTRIES_SQL = (

@@ -5,7 +5,8 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine, pool
 
-from ledger.schema import metadata
+import ledger.schema  # noqa: F401  # adds the ledger's tables to the one MetaData
+from store.schema import metadata
 
 config = context.config
 

@@ -16,11 +16,12 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from ledger import lifecycle
-from ledger.executions import insert_execution
-from ledger.leases import Lease, LeaseHeld, release_lease, take_lease
-from ledger.payments import Payment, get_payment
 from saga.sfn import StepFunctions, record_outcome, recorded_execution_arn
+from steps.contract import ExecutionInput
+from store import lifecycle
+from store.executions import insert_execution
+from store.leases import Lease, LeaseHeld, release_lease, take_lease
+from store.payments import Payment, get_payment
 
 __all__ = ["ExecutionRun", "PaymentBusyError", "run_execution"]
 
@@ -53,40 +54,41 @@ def _payment(engine: Engine, payment_id: int) -> Payment:
     return payment
 
 
-def _lease(engine: Engine, *, payment_id: int, execution_arn: str, name: str, execution_input: dict[str, Any],
-           replay_of: str | None, lease_ms: int) -> Lease | LeaseHeld:
+def _lease(engine: Engine, *, execution_arn: str, name: str, saga_input: ExecutionInput, replay_of: str | None,
+           lease_ms: int) -> Lease | LeaseHeld:
     """Take the lease and record the execution that will hold it, in one transaction."""
     with engine.begin() as conn:
-        lease = take_lease(conn, payment_id=payment_id, holder=name, lease_ms=lease_ms)
+        lease = take_lease(conn, payment_id=saga_input.payment_id, holder=name, lease_ms=lease_ms)
         if isinstance(lease, Lease):
-            insert_execution(conn, execution_arn=execution_arn, payment_id=payment_id, name=name,
-                             input={**execution_input, "lease_token": lease.token}, replay_of=replay_of)
+            insert_execution(conn, execution_arn=execution_arn, payment_id=saga_input.payment_id, name=name,
+                             input=saga_input.with_lease(lease.token).to_payload(), replay_of=replay_of)
     return lease
 
 
 def run_execution(
     engine: Engine, sfn: StepFunctions, state_machine_arn: str, *, payment_id: int, name: str,
-    execution_input: dict[str, Any], lease_ms: int, wait_ms: int, replay_of: str | None = None,
+    saga_input: ExecutionInput, lease_ms: int, wait_ms: int, replay_of: str | None = None,
     history: bool = True, sleep: Callable[[float], None] = time.sleep, monotonic: Callable[[], float] = time.monotonic,
 ) -> ExecutionRun:
     """Run one execution of the payment under its lease; raise PaymentBusyError if another execution held it for
-    all of wait_ms. `execution_input` is the saga's input without the token (the lease adds it)."""
+    all of wait_ms. `saga_input` comes without a token: the lease adds its own."""
     assert lease_ms > 0 and wait_ms >= 0, (lease_ms, wait_ms)
+    assert saga_input.payment_id == payment_id and saga_input.lease_token is None, saga_input
     execution_arn = recorded_execution_arn(state_machine_arn, name)
     deadline = monotonic() + wait_ms / 1000
     while True:
         payment = _payment(engine, payment_id)
         if payment.status in lifecycle.FINAL and replay_of is None:
             return ExecutionRun(None, None, payment)  # nothing left to run: answer from the record
-        lease = _lease(engine, payment_id=payment_id, execution_arn=execution_arn, name=name,
-                       execution_input=execution_input, replay_of=replay_of, lease_ms=lease_ms)
+        lease = _lease(engine, execution_arn=execution_arn, name=name, saga_input=saga_input, replay_of=replay_of,
+                       lease_ms=lease_ms)
         if isinstance(lease, Lease):
             break
         if monotonic() >= deadline:
             raise PaymentBusyError(lease)
         sleep(POLL_MS / 1000)
 
-    payload = json.dumps({**execution_input, "lease_token": lease.token}, separators=(",", ":"))
+    payload = json.dumps(saga_input.with_lease(lease.token).to_payload(), separators=(",", ":"))
     # A failure to start or to hear back leaves the lease held: the execution may be running, and the lease's
     # expiry (longer than any execution) is what frees the payment then.
     response = sfn.start_sync_execution(stateMachineArn=state_machine_arn, name=name, input=payload)

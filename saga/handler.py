@@ -1,70 +1,62 @@
-"""The start handler: a Lambda handler behind API Gateway (locally behind saga.http.server).
+"""The start handler: a Lambda handler behind API Gateway (locally behind local.http.server), and the one place that
+maps the start path's outcomes to HTTP.
 
-POST /v1/payments runs the payment saga synchronously; GET /v1/payments/{id} shows one payment to its merchant.
+POST /v1/payments runs the payment saga synchronously (saga.start); GET /v1/payments/{id} shows one payment to its
+merchant. The services come from the composition root (saga.bootstrap): on AWS one per process, made at the first
+request; off AWS the local tooling makes them and calls `make_handler`.
 """
 
 from __future__ import annotations
 
-import functools
 import re
+import threading
+from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from sqlalchemy.exc import SQLAlchemyError
 
-from core.aws import client
-from core.db import engine as db_engine
 from core.settings import SettingsError, settings
-from ledger.merchants import Merchant
-from ledger.payments import get_payment
-from saga import idempotency
+from saga.api.answers import payment_answer
 from saga.api.errors import ApiError, error_response, json_response
 from saga.api.payment_view import payment_body
 from saga.api.request import header, idempotency_key, parse_body
+from saga.bootstrap import Services, bootstrap
 from saga.merchant_keys import authenticate
-from saga.snowflake import SnowflakeGenerator, create_generator
-from saga.start import run_payment, unavailable
+from saga.start import Answered, BackendUnavailable, KeyInFlight, KeyReused, start_payment
+from store.merchants import Merchant
+from store.payments import get_payment
 
+__all__ = ["Handler", "build_resolver", "handler", "make_handler", "shutdown"]
+
+Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 logger = Logger(service="paysaga-start")
-app = APIGatewayRestResolver()
+RETRY_AFTER_S = 2
 _PAYMENT_ID = re.compile(r"^[0-9]{1,19}$")
 
 
-@functools.cache
-def _gate() -> idempotency.IdempotencyGate:
-    current = settings()
-    return idempotency.IdempotencyGate(client("dynamodb", current), current.idempotency_table,
-                                       in_progress_ttl_ms=current.idempotency_in_progress_ttl_ms)
+def unavailable(what: str) -> ApiError:
+    return ApiError(503, "ServiceUnavailable", f"{what} is unavailable; retry with the same Idempotency-Key",
+                    headers={"Retry-After": str(RETRY_AFTER_S)})
 
 
-@functools.cache
-def _ids() -> SnowflakeGenerator:
-    """Claims a worker slot at cold start; renewed by heartbeat for the life of the process."""
-    return create_generator(settings())
+def _in_flight() -> ApiError:
+    return ApiError(409, "RequestInFlight", "a request with this Idempotency-Key is still in flight",
+                    "Idempotency-Key", headers={"Retry-After": str(RETRY_AFTER_S)})
 
 
-def shutdown() -> None:
-    """Release what the process holds (its Snowflake worker slot), if it ever took it."""
-    if _ids.cache_info().currsize:
-        _ids().close()
-        _ids.cache_clear()
+def _key_reused() -> ApiError:
+    return ApiError(422, "IdempotencyKeyReused", "this Idempotency-Key was used with a different request body",
+                    "Idempotency-Key")
 
 
-def _merchant(headers: dict[str, str] | None) -> Merchant:
-    value = header(headers, "Authorization") or ""
-    scheme, _, api_key = value.partition(" ")
-    if scheme.lower() != "bearer" or not api_key.strip():
-        raise ApiError(401, "Unauthorized", "send the merchant API key as 'Authorization: Bearer <key>'",
-                       headers={"WWW-Authenticate": "Bearer"})
-    try:
-        with db_engine(settings()).connect() as conn:
-            merchant = authenticate(conn, api_key.strip())
-    except SQLAlchemyError as error:
-        raise unavailable("the database") from error
-    if merchant is None:
-        raise ApiError(401, "Unauthorized", "the API key is not valid", headers={"WWW-Authenticate": "Bearer"})
-    return merchant
+def _answered(answer: Answered) -> Response[str]:
+    headers = dict(answer.response.headers)
+    if answer.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return Response(status_code=answer.response.status_code, body=answer.response.body.decode("utf-8"),
+                    headers=headers, content_type=None)
 
 
 def _proxy(result: dict[str, Any]) -> Response[str]:
@@ -72,56 +64,124 @@ def _proxy(result: dict[str, Any]) -> Response[str]:
                     headers=dict(result.get("headers") or {}), content_type=None)
 
 
-@app.post("/v1/payments")
-def create_payment() -> Response[str]:
-    event = app.current_event
-    merchant = _merchant(event.headers)
-    key = idempotency_key(event.headers)
-    request, fingerprint = parse_body(event.body)
-    return _proxy(run_payment(settings=settings(), gate=_gate(), ids=_ids(), merchant=merchant, key=key,
-                              request=request, fingerprint=fingerprint))
+def build_resolver(services: Callable[[], Services]) -> APIGatewayRestResolver:
+    """The API's routes over the services `services()` gives (called per request: made once, where it is cached)."""
+    app = APIGatewayRestResolver()
+
+    def merchant_of(headers: dict[str, str] | None) -> Merchant:
+        value = header(headers, "Authorization") or ""
+        scheme, _, api_key = value.partition(" ")
+        if scheme.lower() != "bearer" or not api_key.strip():
+            raise ApiError(401, "Unauthorized", "send the merchant API key as 'Authorization: Bearer <key>'",
+                           headers={"WWW-Authenticate": "Bearer"})
+        try:
+            with services().engine.connect() as conn:
+                merchant = authenticate(conn, api_key.strip())
+        except SQLAlchemyError as error:
+            raise unavailable("the database") from error
+        if merchant is None:
+            raise ApiError(401, "Unauthorized", "the API key is not valid", headers={"WWW-Authenticate": "Bearer"})
+        return merchant
+
+    @app.post("/v1/payments")
+    def create_payment() -> Response[str]:
+        event = app.current_event
+        merchant = merchant_of(event.headers)
+        key = idempotency_key(event.headers)
+        request, fingerprint = parse_body(event.body)
+        try:
+            answer = start_payment(services(), merchant=merchant, key=key, request=request, fingerprint=fingerprint,
+                                   render=payment_answer)
+        except KeyInFlight as refused:
+            raise _in_flight() from refused
+        except KeyReused as refused:
+            raise _key_reused() from refused
+        except BackendUnavailable as refused:
+            raise unavailable(refused.what) from refused
+        return _answered(answer)
+
+    @app.get("/v1/payments/<payment_id>")
+    def show_payment(payment_id: str) -> Response[str]:
+        merchant = merchant_of(app.current_event.headers)
+        if not _PAYMENT_ID.match(payment_id) or int(payment_id) >= 2**63:
+            raise ApiError(400, "PaymentIdMalformed", "the payment id is a decimal number of at most 19 digits",
+                           "payment_id")
+        try:
+            with services().engine.connect() as conn:
+                payment = get_payment(conn, payment_id=int(payment_id))
+        except SQLAlchemyError as error:
+            raise unavailable("the database") from error
+        if payment is None or payment.merchant_id != merchant.id:  # another merchant's payment does not exist for you
+            raise ApiError(404, "PaymentNotFound", f"no payment {payment_id}", "payment_id")
+        return _proxy(json_response(200, payment_body(payment)))
+
+    @app.exception_handler(ApiError)
+    def _api_error(error: ApiError) -> Response[str]:
+        return _proxy(error_response(error))
+
+    @app.exception_handler(SettingsError)
+    def _settings_error(error: SettingsError) -> Response[str]:
+        logger.error("configuration error", extra={"error": str(error)})
+        return _proxy(error_response(unavailable("the service configuration")))
+
+    @app.not_found
+    def _not_found(_: Exception) -> Response[str]:
+        event = app.current_event
+        return _proxy(error_response(ApiError(404, "NotFound", f"no route for {event.http_method} {event.path}")))
+
+    @app.exception_handler(Exception)
+    def _unexpected(error: Exception) -> Response[str]:
+        # The stack trace goes to the log, never to the client.
+        logger.exception("unexpected error")
+        return _proxy(error_response(ApiError(500, "InternalError", "an unexpected error occurred; it was logged")))
+
+    return app
 
 
-@app.get("/v1/payments/<payment_id>")
-def show_payment(payment_id: str) -> Response[str]:
-    merchant = _merchant(app.current_event.headers)
-    if not _PAYMENT_ID.match(payment_id) or int(payment_id) >= 2**63:
-        raise ApiError(400, "PaymentIdMalformed", "the payment id is a decimal number of at most 19 digits",
-                       "payment_id")
-    try:
-        with db_engine(settings()).connect() as conn:
-            payment = get_payment(conn, payment_id=int(payment_id))
-    except SQLAlchemyError as error:
-        raise unavailable("the database") from error
-    if payment is None or payment.merchant_id != merchant.id:  # another merchant's payment does not exist for you
-        raise ApiError(404, "PaymentNotFound", f"no payment {payment_id}", "payment_id")
-    return _proxy(json_response(200, payment_body(payment)))
+def make_handler(services: Services) -> Handler:
+    """A Lambda-shaped handler over these services. The resolver keeps the request being handled on itself, so a
+    server that calls from several threads gets one resolver per thread."""
+    per_thread = threading.local()
+
+    def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        app: APIGatewayRestResolver | None = getattr(per_thread, "app", None)
+        if app is None:
+            app = per_thread.app = build_resolver(lambda: services)
+        result: dict[str, Any] = app.resolve(event, context)
+        return result
+
+    return handle
 
 
-@app.exception_handler(ApiError)
-def _api_error(error: ApiError) -> Response[str]:
-    return _proxy(error_response(error))
+class _ProcessServices:
+    """On AWS: the services of this process (a Lambda container), made at its first request."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._services: Services | None = None
+
+    def __call__(self) -> Services:
+        with self._lock:
+            if self._services is None:
+                self._services = bootstrap(settings())
+            return self._services
+
+    def close(self) -> None:
+        with self._lock:
+            if self._services is not None:
+                self._services.close()
+                self._services = None
 
 
-@app.exception_handler(SettingsError)
-def _settings_error(error: SettingsError) -> Response[str]:
-    logger.error("configuration error", extra={"error": str(error)})
-    return _proxy(error_response(unavailable("the service configuration")))
+_process = _ProcessServices()
+_app = build_resolver(_process)
 
 
-@app.not_found
-def _not_found(_: Exception) -> Response[str]:
-    event = app.current_event
-    return _proxy(error_response(ApiError(404, "NotFound", f"no route for {event.http_method} {event.path}")))
-
-
-@app.exception_handler(Exception)
-def _unexpected(error: Exception) -> Response[str]:
-    # The stack trace goes to the log, never to the client.
-    logger.exception("unexpected error")
-    return _proxy(error_response(ApiError(500, "InternalError", "an unexpected error occurred; it was logged")))
+def shutdown() -> None:
+    """Release what the process holds (its Snowflake worker slot), if it ever took it."""
+    _process.close()
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    result: dict[str, Any] = app.resolve(event, context)
+    result: dict[str, Any] = _app.resolve(event, context)
     return result

@@ -9,7 +9,7 @@ from sqlalchemy import Connection
 from ulid import ULID
 
 from core.money import MAX_AMOUNT_MINOR
-from ledger.merchants import Merchant, find_by_key_hash, insert_merchant, rotate_key
+from store.merchants import Merchant, find_by_key_hash, insert_merchant, rotate_key
 
 KEY_PREFIX = "psk_"
 SHOWN_PREFIX_CHARS = 12

@@ -9,12 +9,13 @@ from dataclasses import dataclass
 
 from ulid import ULID
 
-from core.db import engine as db_engine
-from core.settings import Settings
-from ledger.executions import Execution, get_execution
-from ledger.payments import get_payment
+from saga.bootstrap import Services
 from saga.execution import PaymentBusyError, run_execution
-from saga.sfn import step_functions
+from steps.contract import ExecutionInput
+from store.executions import Execution, get_execution
+from store.payments import get_payment
+
+__all__ = ["NOTHING_TO_REPLAY", "ReplayError", "ReplayOutcome", "replay"]
 
 # A payment in one of these is finished for the saga: replaying it would change nothing.
 NOTHING_TO_REPLAY = frozenset({"succeeded"})
@@ -32,9 +33,8 @@ class ReplayOutcome:
     payment_status: str
 
 
-def replay(settings: Settings, execution_arn: str) -> ReplayOutcome:
-    engine = db_engine(settings)
-    with engine.connect() as conn:
+def replay(services: Services, execution_arn: str) -> ReplayOutcome:
+    with services.engine.connect() as conn:
         original: Execution | None = get_execution(conn, execution_arn=execution_arn)
         if original is None:
             raise ReplayError(f"no recorded execution {execution_arn}")
@@ -42,12 +42,16 @@ def replay(settings: Settings, execution_arn: str) -> ReplayOutcome:
     assert payment is not None, "saga_executions rows are written with their payment"
     if payment.status in NOTHING_TO_REPLAY:
         raise ReplayError(f"payment {payment.id} is {payment.status}: nothing to replay")
-    sfn, arn = step_functions(settings)
-    saga_input = {k: v for k, v in original.input.items() if k != "lease_token"}  # the replay gets its own
     try:
-        run = run_execution(engine, sfn, arn, payment_id=payment.id, name=f"replay-{payment.id}-{ULID()}",
-                            execution_input=saga_input, lease_ms=settings.execution_lease_ms, wait_ms=0,
-                            replay_of=original.execution_arn, history=not settings.state_machine_arn)
+        recorded = ExecutionInput.parse(original.input, leased=False)
+    except ValueError as error:
+        raise ReplayError(f"execution {execution_arn} recorded an input that is not a saga's: {error}") from error
+    settings = services.settings
+    try:
+        run = run_execution(services.engine, services.sfn, services.state_machine_arn, payment_id=payment.id,
+                            name=f"replay-{payment.id}-{ULID()}", saga_input=recorded.with_lease_cleared(),
+                            lease_ms=settings.execution_lease_ms, wait_ms=0, replay_of=original.execution_arn,
+                            history=services.keeps_history)
     except PaymentBusyError as error:
         raise ReplayError(f"{error}: replay it once that execution has ended") from error
     assert run.execution_arn is not None and run.response is not None, "a replay always runs an execution"

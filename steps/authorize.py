@@ -7,7 +7,6 @@ idempotency key (a repeated request gets the first answer), the optimistic lock 
 
 from __future__ import annotations
 
-from ledger import lifecycle
 from steps import deps
 from steps.errors import (
     CapturedAtGateway,
@@ -28,6 +27,7 @@ from steps.gateway.port import (
 from steps.gateway.port import GatewayUnavailable as GatewayDown
 from steps.payment_state import check_lease, claim, load, move, refuse_if_failed
 from steps.runtime import StepInput, StepResult, logger, step
+from store import lifecycle
 
 # At the gateway these mean an authorization exists (or existed and moved on).
 _AUTHORIZED_AT_GATEWAY = frozenset({GatewayStatus.AUTHORIZED, GatewayStatus.CAPTURED, GatewayStatus.CAPTURE_SUBMITTED,

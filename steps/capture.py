@@ -7,8 +7,6 @@ Past this step the saga recovers forward: an infrastructure failure here is retr
 
 from __future__ import annotations
 
-from ledger import lifecycle
-from ledger.payments import Payment
 from steps import deps
 from steps.authorize import void_at_gateway
 from steps.errors import CaptureFailed, CapturePending, TransientError
@@ -17,6 +15,8 @@ from steps.gateway.port import Gateway, GatewayOutcomeUnknown, GatewayRejected, 
 from steps.gateway.port import GatewayUnavailable as GatewayDown
 from steps.payment_state import check_lease, claim, load, move
 from steps.runtime import StepInput, StepResult, step
+from store import lifecycle
+from store.payments import Payment
 
 
 def _record(data: StepInput, to_status: str, **fields: object) -> None:

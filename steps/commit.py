@@ -9,16 +9,16 @@ from typing import Any
 from ulid import ULID
 
 from core.money import MINOR_UNIT_EXPONENT
-from ledger import lifecycle
-from ledger.outbox import insert_event
-from ledger.payments import Payment
 from ledger.posting import post, reverse, void
-from ledger.results import Reason
 from steps import deps
 from steps.errors import CommitRejected
 from steps.fraud import decision_for
 from steps.payment_state import claim, move
 from steps.runtime import StepInput, StepResult, step
+from store import lifecycle
+from store.outbox import insert_event
+from store.payments import Payment
+from store.results import Reason
 
 FEE_BASIS_POINTS = 140  # 1.40 % ...
 FEE_FIXED_MINOR_2DP = 25  # ... + 0.25 in two-decimal currencies; integer arithmetic, rounded down

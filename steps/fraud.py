@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, text
 
-from ledger.payments import Payment
+from store.payments import Payment
 
 REJECT_AT = 80
 REVIEW_AT = 50

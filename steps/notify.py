@@ -7,10 +7,10 @@ import json
 
 from sqlalchemy import Connection
 
-from ledger.outbox import OutboxEvent, get_event, mark_sent, record_attempt
 from steps import deps
 from steps.payment_state import check_lease, claim, load, move
 from steps.runtime import StepInput, StepResult, step
+from store.outbox import OutboxEvent, get_event, mark_sent, record_attempt
 
 
 def _event(data: StepInput) -> tuple[str, OutboxEvent]:

@@ -3,10 +3,10 @@ as needs_attention with the reason, for an engineer to replay; no money moves ba
 
 from __future__ import annotations
 
-from ledger import lifecycle
 from steps import deps
 from steps.payment_state import claim, move
 from steps.runtime import StepInput, StepResult, step
+from store import lifecycle
 
 
 @step("ParkPayment")

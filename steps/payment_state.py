@@ -1,5 +1,5 @@
 """Reading a payment and moving its status, for every step: under the execution's lease, the optimistic lock and
-the lifecycle (ledger.lifecycle), each of which PostgreSQL enforces too."""
+the lifecycle (store.lifecycle), each of which PostgreSQL enforces too."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from ledger import lifecycle
-from ledger.payments import Payment, get_payment, transition_payment
-from ledger.results import Reason
 from steps.errors import BusinessError, ExecutionSuperseded, ServiceUnavailable, TransientError
 from steps.runtime import StepInput
+from store import lifecycle
+from store.payments import Payment, get_payment, transition_payment
+from store.results import Reason
 
 
 def recorded_failure(payment: Payment) -> BusinessError:

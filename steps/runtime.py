@@ -12,6 +12,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from steps import error_classes
+from steps.contract import ExecutionInput
 from steps.errors import TransientError
 
 logger = Logger(service="paysaga-steps")
@@ -25,27 +26,21 @@ class StepInput:
     payment_id: int
     merchant_id: str
     capture_amount_minor: int | None
-    lease_token: int  # the fencing token of the execution's lease on the payment (ledger.leases)
+    lease_token: int  # the fencing token of the execution's lease on the payment (store.leases)
     error: dict[str, Any] | None  # what a Catch put at $.error: {"Error": ..., "Cause": ...}
     raw: dict[str, Any]
 
 
 def parse_input(event: dict[str, Any]) -> StepInput:
-    raw_id = event.get("payment_id")
-    if not isinstance(raw_id, str) or not raw_id.isdigit():
-        raise ValueError(f"step input needs payment_id as a decimal string, got {raw_id!r}")
-    capture = event.get("capture_amount_minor")
-    if capture is not None and (isinstance(capture, bool) or not isinstance(capture, int) or capture <= 0):
-        raise ValueError(f"capture_amount_minor must be a positive integer, got {capture!r}")
-    token = event.get("lease_token")
-    if isinstance(token, bool) or not isinstance(token, int) or token <= 0:
-        raise ValueError(f"step input needs lease_token, the execution's positive fencing token, got {token!r}")
+    """The step's input: the execution input (steps.contract, lease token required) and what a Catch added."""
+    saga_input = ExecutionInput.parse(event, leased=True)
+    assert saga_input.lease_token is not None
     error = event.get("error")
     return StepInput(
-        payment_id=int(raw_id),
-        merchant_id=str(event.get("merchant_id", "")),
-        capture_amount_minor=capture,
-        lease_token=token,
+        payment_id=saga_input.payment_id,
+        merchant_id=saga_input.merchant_id,
+        capture_amount_minor=saga_input.capture_amount_minor,
+        lease_token=saga_input.lease_token,
         error=error if isinstance(error, dict) else None,
         raw=event,
     )

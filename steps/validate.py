@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 
-from ledger import lifecycle
-from ledger.merchants import get_merchant
 from steps import deps
 from steps.errors import (
     BUSINESS_ERRORS,
@@ -18,6 +16,8 @@ from steps.errors import (
 from steps.fraud import assess, decision_for
 from steps.payment_state import claim, move, refuse_if_failed
 from steps.runtime import StepInput, StepResult, step
+from store import lifecycle
+from store.merchants import get_merchant
 
 # Outcomes of validation: the payment is refused outright ("rejected"), not failed along the way.
 _REJECTIONS = frozenset({"FraudRejected", "CurrencyNotSupported", "AmountAboveLimit", "ValidationRejected"})

@@ -31,7 +31,7 @@ def pg_server() -> Iterator[servers.PostgresServer]:
 @pytest.fixture(scope="session")
 def pg_template(pg_server: servers.PostgresServer) -> str:
     """A database migrated to head once per session; each test clones it (CREATE DATABASE ... TEMPLATE)."""
-    from ledger.migrate import upgrade
+    from local.migrate import upgrade
 
     with psycopg.connect(pg_server.url("postgres", "postgresql"), autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{TEMPLATE_DB}"')

@@ -1,6 +1,6 @@
 """The payment lifecycle and the execution lease, enforced by the database.
 
-- `payment_transitions` holds every allowed status move (a frozen copy of `ledger.lifecycle.TRANSITIONS`, which a test
+- `payment_transitions` holds every allowed status move (a frozen copy of `store.lifecycle.TRANSITIONS`, which a test
   keeps equal to this table); a trigger refuses any other move, so `succeeded -> failed` is impossible even for a
   buggy step, and a CHECK refuses a failed-like status on a row that records a captured amount.
 - The lease: one execution per payment at a time. `lease_token` is a fencing token that only goes up; taking it anew

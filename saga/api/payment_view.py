@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ledger.payments import Payment
+from store.payments import Payment
 
 
 def payment_body(payment: Payment) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""The Gateway port over the sandbox gateway's HTTP API (steps/gateway/sandbox_server.py), with httpx.
+"""The Gateway port over the sandbox gateway's HTTP API (local/sandbox/server.py), with httpx.
 
 Every network wait is bounded: ``connect_timeout_ms`` to open a connection, ``timeout_ms`` for each write and read.
 Failures map to what is safe for the caller (see steps/gateway/port.py):

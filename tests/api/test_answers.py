@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from ledger import lifecycle
-from ledger.payments import Payment
-from saga.start import answer_for
+from saga.api.answers import payment_answer
+from store import lifecycle
+from store.payments import Payment
 
 
 def _payment(status: str, *, captured: int | None = None, failure: str | None = None) -> Payment:
@@ -25,18 +25,18 @@ def _payment(status: str, *, captured: int | None = None, failure: str | None = 
 @pytest.mark.parametrize("status", lifecycle.PAYMENT_STATUSES)
 def test_every_status_has_one_answer_that_agrees_with_the_money(status: str) -> None:
     captured = 761 if status in lifecycle.HOLDS_CAPTURE else None
-    answer = answer_for(_payment(status, captured=captured, failure="PaymentDeclined"))
+    answer = payment_answer(_payment(status, captured=captured, failure="PaymentDeclined"))
     if status == "succeeded":
-        assert answer is not None and answer.status == 201
+        assert answer is not None and answer.status_code == 201
     elif status in ("review", "needs_attention"):
-        assert answer is not None and answer.status == 202
+        assert answer is not None and answer.status_code == 202
     elif status in lifecycle.FAILED:
-        assert answer is not None and answer.status == 402
+        assert answer is not None and answer.status_code == 402
         assert json.loads(answer.body)["error"]["type"] == "PaymentDeclined"
     else:  # still moving: no answer is final yet (the start answers 503 and the retry resumes it)
         assert answer is None
     if answer is not None and status in lifecycle.PAST_PIVOT - {"refunded"}:
-        assert answer.status != 402, f"{status} (the gateway may have captured) answered as failed"
+        assert answer.status_code != 402, f"{status} (the gateway may have captured) answered as failed"
     if answer is not None:
         shown = json.loads(answer.body)
         assert (shown.get("payment") or shown)["status"] == status

@@ -1,20 +1,20 @@
-"""A gate whose record keeps changing under it (GateContentionError) is answered 409, not 500. Not reachable on
-purpose through HTTP, so run_payment is called with a gate that raises it."""
+"""A gate whose record keeps changing under it (GateContentionError) is a request in flight (409), not a 500. Not
+reachable on purpose through HTTP, so the use case is given a gate that raises it."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from core.settings import Settings
-from ledger.merchants import Merchant
 from saga import idempotency
-from saga.api.errors import ApiError
+from saga.api.answers import payment_answer
 from saga.api.request import parse_body
-from saga.start import run_payment
+from saga.bootstrap import Services
+from saga.start import KeyInFlight, start_payment
+from store.merchants import Merchant
 
 
 class ContendedGate:
@@ -22,14 +22,21 @@ class ContendedGate:
         raise idempotency.GateContentionError("the record kept changing")
 
 
-def test_gate_contention_is_409_with_retry_after() -> None:
+class NoIds:
+    def next_id(self) -> int:
+        raise AssertionError("no id is minted for a contended key")
+
+    def close(self) -> None:
+        pass
+
+
+def test_gate_contention_is_a_request_in_flight() -> None:
     merchant = Merchant(id="mer_x", name="Shop", api_key_sha256=b"", api_key_prefix="psk_", max_amount_minor=10,
                         currencies=["EUR"], webhook_url=None, created_at=datetime.now(UTC), key_rotated_at=None)
     request, fingerprint = parse_body('{"amount_minor": 5, "currency": "EUR", "payment_method_token": "t",'
                                       ' "customer_reference": "c", "order_reference": "o"}')
-    with pytest.raises(ApiError) as raised:
-        run_payment(settings=Settings.model_construct(), gate=ContendedGate(),  # type: ignore[arg-type]
-                    ids=SimpleNamespace(next_id=lambda: 1),
-                    merchant=merchant, key="k", request=request, fingerprint=fingerprint)
-    assert raised.value.status == 409 and raised.value.error == "RequestInFlight"
-    assert raised.value.headers == {"Retry-After": "2"}
+    services = Services(settings=Settings.model_construct(), engine=None, gate=ContendedGate(),  # type: ignore[arg-type]
+                        ids=NoIds(), sfn=None, state_machine_arn="")  # type: ignore[arg-type]
+    with pytest.raises(KeyInFlight):
+        start_payment(services, merchant=merchant, key="k", request=request, fingerprint=fingerprint,
+                      render=payment_answer)

@@ -10,7 +10,7 @@ from ulid import ULID
 from core.aws import client
 from core.aws_resources import provision
 from core.settings import load_settings
-from saga.stack.state import load
+from local.stack.state import load
 from tests.api.support import body, error_of, get, merchant_payments, no_traceback, post
 from tests.support.live import LiveStack
 

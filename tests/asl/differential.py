@@ -18,8 +18,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from saga.asl import LocalStepFunctions
-from saga.asl.lambda_invoke import LambdaContext, LambdaFunctionError, function_name_of, invoke
+from local.asl import LocalStepFunctions
+from local.asl.lambda_invoke import LambdaContext, LambdaFunctionError, function_name_of, invoke
 from tests.asl.support import FakeClock
 
 REGION = "us-east-1"

@@ -9,9 +9,9 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from saga.asl import LocalStepFunctions
-from saga.asl.clock import ManualClock
-from saga.asl.lambda_invoke import function_name_of
+from local.asl import LocalStepFunctions
+from local.asl.clock import ManualClock
+from local.asl.lambda_invoke import function_name_of
 
 FakeClock = ManualClock  # the runtime's own virtual clock
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from saga.asl import load_definition
+from local.asl import load_definition
 
 ROOT = Path(__file__).resolve().parents[2]
 VALIDATOR = ROOT / "node_modules" / ".bin" / "asl-validator"

@@ -7,7 +7,7 @@ import json
 import threading
 from typing import Any
 
-from saga.asl.interpreter import PAYLOAD_LIMIT_BYTES
+from local.asl.interpreter import PAYLOAD_LIMIT_BYTES
 from tests.asl.support import Harness, lambda_arn, output, task_machine
 
 

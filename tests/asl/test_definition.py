@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from saga.asl import DefinitionError, load_definition
+from local.asl import DefinitionError, load_definition
 
 TASK = "arn:aws:lambda:us-east-1:123456789012:function:fn"
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from core.settings import settings
-from saga.stack.state import load
+from local.stack.state import load
 from tests.support.live import TEST_ENV, LiveStack
 
 

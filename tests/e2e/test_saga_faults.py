@@ -12,7 +12,7 @@ from sqlalchemy import text
 
 from core.aws_resources import provision
 from core.settings import load_settings
-from saga.stack.state import load
+from local.stack.state import load
 from tests.e2e.saga_support import authorizations, books_balance, captures, ledger_kinds, outbox, pay, payment_row
 from tests.support.live import LiveStack
 

@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from core import limits
-from saga.stack.process import free_port
+from local.stack.process import free_port
 from steps.fence import (
     FenceHeld,
     FenceUnavailable,

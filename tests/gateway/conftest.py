@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from saga.stack.process import free_port, terminate, wait_for_port
+from local.stack.process import free_port, terminate, wait_for_port
 from steps.gateway.sandbox import SandboxGateway
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -40,7 +40,7 @@ class SandboxProcess:
                 [
                     sys.executable,
                     "-m",
-                    "steps.gateway.sandbox_server",
+                    "local.sandbox.server",
                     "--host",
                     "127.0.0.1",
                     "--port",

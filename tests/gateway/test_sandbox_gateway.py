@@ -9,7 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from saga.stack.process import free_port
+from local.sandbox.server import SANDBOX_TOKENS
+from local.stack.process import free_port
 from steps.gateway import (
     DeclineReason,
     GatewayOutcomeUnknown,
@@ -20,7 +21,6 @@ from steps.gateway import (
     PaymentSnapshot,
     SandboxGateway,
 )
-from steps.gateway.sandbox_server import SANDBOX_TOKENS
 from tests.gateway.conftest import ref
 
 AMOUNT = 12_345

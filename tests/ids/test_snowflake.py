@@ -5,10 +5,8 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from ulid import ULID
 
 from core.settings import Settings
-from saga.event_ids import new_event_id
 from saga.snowflake import (
     CLOCK_BACKWARD_WAIT_LIMIT_MS,
     EPOCH_MS,
@@ -202,9 +200,3 @@ def test_close_releases_only_after_the_last_minted_millisecond(dynamo_settings: 
     b_ids = [b.next_id() for _ in range(3)]
     assert min(decode(snowflake).ms for snowflake in b_ids) > max(decode(snowflake).ms for snowflake in a_ids)
     assert len(set(a_ids + b_ids)) == 6
-
-
-def test_event_ids_are_ulids() -> None:
-    ids = [new_event_id() for _ in range(100)]
-    assert len(set(ids)) == 100
-    assert all(len(event_id) == 26 and str(ULID.from_str(event_id)) == event_id for event_id in ids)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from infra.code_asset import RUNTIME
 from infra.environment import DATABASE_SECRET_ARN
 from steps import registry
@@ -70,8 +72,13 @@ def test_the_code_asset_holds_the_runtime_packages_only(synth: Synth) -> None:
     assert len(keys) == 1, "every function shares one code asset"
     root = synth.asset(keys.pop())
     top = {path.name for path in root.iterdir()}
-    assert top == {"core", "saga", "steps", "ledger"}
+    assert top == {"core", "saga", "steps", "ledger", "store"}, "the local tooling (local/) never ships"
     assert (root / "saga" / "handler.py").is_file()
+    # Nothing in the asset reaches for the local tooling or its dependencies (they are not in the layer).
+    local_only = re.compile(r"^\s*(from|import)\s+(local|typer|rich|alembic|starlette|uvicorn|pyarrow|jsonpath_ng)\b",
+                            re.MULTILINE)
+    reaching = [str(p.relative_to(root)) for p in root.rglob("*.py") if local_only.search(p.read_text())]
+    assert reaching == [], reaching
     for step, target in registry.HANDLERS.items():
         module = target.split(":")[0]
         assert (root / (module.replace(".", "/") + ".py")).is_file(), f"{step}'s module {module} is missing"

@@ -9,8 +9,8 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
-from ledger.merchants import insert_merchant
-from ledger.payments import insert_payment
+from store.merchants import insert_merchant
+from store.payments import insert_payment
 
 _ids = itertools.count(1)
 _currencies = itertools.count(1)

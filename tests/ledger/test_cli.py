@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from core.settings import settings
 from ledger import post, reserve, void
-from ledger.cli import ledger_app
+from local.ledger_cli import ledger_app
 from tests.ledger.support import make_merchant, make_payment
 
 runner = CliRunner()

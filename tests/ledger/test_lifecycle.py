@@ -9,10 +9,10 @@ import itertools
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import DBAPIError
 
-from ledger import lifecycle
-from ledger.leases import Lease, LeaseHeld, holder_of, release_lease, take_lease
-from ledger.payments import get_payment, transition_payment
-from ledger.results import Reason
+from store import lifecycle
+from store.leases import Lease, LeaseHeld, holder_of, release_lease, take_lease
+from store.payments import get_payment, transition_payment
+from store.results import Reason
 from tests.ledger.support import make_merchant, make_payment
 
 

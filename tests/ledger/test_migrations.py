@@ -5,7 +5,7 @@ from __future__ import annotations
 import psycopg
 from alembic import command
 
-from ledger.migrate import alembic_config, downgrade, upgrade
+from local.migrate import alembic_config, downgrade, upgrade
 from tests.support.servers import PostgresServer
 
 LEDGER_TABLES = {

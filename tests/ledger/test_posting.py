@@ -10,15 +10,13 @@ from sqlalchemy import Connection, Engine, text
 
 from ledger import (
     LedgerResult,
-    Reason,
     ensure_chart,
-    get_payment,
     post,
     reserve,
     reverse,
-    transition_payment,
     void,
 )
+from store import Reason, get_payment, transition_payment
 from tests.ledger.support import assert_invariants, make_merchant, make_payment
 
 
@@ -198,7 +196,7 @@ def test_transition_under_the_optimistic_lock(engine: Engine) -> None:
 
 def test_commit_ledger_in_one_transaction_rolls_back_together(engine: Engine) -> None:
     """Post + status + outbox in the caller's transaction: a failure after the post leaves no trace of it."""
-    from ledger import insert_event
+    from store import insert_event
 
     with engine.begin() as conn:
         merchant, payment = _setup(conn)

@@ -12,8 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Connection, Engine, text
 
-from ledger import LedgerResult, Reason, post, reserve, reverse, void
+from ledger import LedgerResult, post, reserve, reverse, void
 from ledger.reports import balances_at
+from store import Reason
 from tests.ledger.support import assert_invariants, fresh_currency, make_merchant, make_payment
 
 GATEWAY = "sandbox"

@@ -6,7 +6,7 @@ import hashlib
 
 from sqlalchemy import Engine
 
-from ledger import (
+from store import (
     Reason,
     finish_execution,
     get_event,
@@ -20,7 +20,7 @@ from ledger import (
     record_attempt,
     unsent_events,
 )
-from ledger.merchants import find_by_key_hash, get_merchant, insert_merchant, list_merchants, rotate_key
+from store.merchants import find_by_key_hash, get_merchant, insert_merchant, list_merchants, rotate_key
 from tests.ledger.support import make_merchant, make_payment
 
 

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import pytest
 
 from core.settings import settings
-from saga.simulate import Backends
-from saga.stack.state import load
+from local.simulate import Backends
+from local.stack.state import load
 from tests.support.live import TEST_ENV, LiveStack
 
 # Gateway timeouts are injected on purpose: a short client timeout keeps each one cheap.

@@ -9,7 +9,7 @@ import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
-from saga.simulate import Backends, SimulationConfig, run_seed, violations_text
+from local.simulate import Backends, SimulationConfig, run_seed, violations_text
 
 SEEDS = 3
 PAYMENTS_PER_SEED = 12

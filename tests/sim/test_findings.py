@@ -26,17 +26,17 @@ from itertools import count
 import pytest
 from sqlalchemy import text
 
-from ledger import lifecycle
-from ledger.leases import Lease, take_lease
-from ledger.payments import insert_payment
-from saga.simulate import Backends, SimulationConfig
-from saga.simulate.checks import check_all, entries_digest
-from saga.simulate.driver import SeedRun
-from saga.simulate.faults import Plan, StepFault, Where
-from saga.simulate.world import Outcome, RequestPlan, saga_wired_to
+from local.simulate import Backends, SimulationConfig
+from local.simulate.checks import check_all, entries_digest
+from local.simulate.driver import SeedRun
+from local.simulate.faults import Plan, StepFault, Where
+from local.simulate.world import Outcome, RequestPlan
 from steps import authorize, capture, commit, park, reserve, validate
 from steps.errors import ExecutionSuperseded
 from steps.gateway.sandbox import SandboxGateway
+from store import lifecycle
+from store.leases import Lease, take_lease
+from store.payments import insert_payment
 
 _ids = count(9_300_000_000_000_000)
 
@@ -48,7 +48,7 @@ def test_a_payment_parked_after_its_authorization_was_voided_is_finished_by_repl
     body = {"amount_minor": 1263, "currency": "EUR", "payment_method_token": "tok_approve",
             "customer_reference": "cus-finding-1", "order_reference": "finding-1"}
     outcome = Outcome(key="finding-1", merchant_id=run.merchant_id, fingerprint="")
-    with run.injector.installed(), saga_wired_to(run.sfn):
+    with run.injector.installed():
         run._send(outcome, body, RequestPlan(plan), run._via_handler)
         run.outcomes.append(outcome)
         assert outcome.http_status == 202  # parked: needs_attention

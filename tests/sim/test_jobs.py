@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from saga.simulate import SeedResult, SimulationConfig
-from saga.simulate.command import WorkerFailedError, _run_parallel
+from local.simulate import SeedResult, SimulationConfig
+from local.simulate.command import WorkerFailedError, _run_parallel
 
 PAYSAGA = Path(sys.executable).with_name("paysaga")
 

@@ -18,10 +18,11 @@ import pytest
 from sqlalchemy import text
 
 from core.settings import settings
+from local.saga_runtime import local_services
+from local.stack.postgres import find_bindir
+from local.stack.process import unprivileged_user
+from local.stack.state import load
 from saga.replay import ReplayError, replay
-from saga.stack.postgres import find_bindir
-from saga.stack.process import unprivileged_user
-from saga.stack.state import load
 from tests.support.live import TEST_ENV, LiveStack, live_stack
 
 DISTINCT_REQUESTS = 48
@@ -145,13 +146,15 @@ def test_load_while_postgres_restarts_and_redis_stops(stack: LiveStack, monkeypa
             " ON e.payment_id = p.id WHERE p.merchant_id = :m AND p.status NOT IN"
             " ('succeeded', 'review', 'rejected', 'failed', 'refunded') ORDER BY p.id, e.started_at DESC"),
             {"m": merchant_id}).all()
+    services = local_services(settings())
     for _, arn in unfinished:
         for _ in range(3):
             try:
-                if replay(settings(), arn).payment_status in FINAL:
+                if replay(services, arn).payment_status in FINAL:
                     break
             except ReplayError:
                 break
+    services.close()
     settings.cache_clear()
 
     with stack.engine.connect() as conn:

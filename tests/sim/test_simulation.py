@@ -10,12 +10,12 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from ledger.payments import insert_payment, transition_payment
 from ledger.posting import reserve
-from saga.simulate import Backends, SimulationConfig, run_seed, violations_text
-from saga.simulate.checks import check_all, entries_digest
-from saga.simulate.driver import SeedRun
-from saga.simulate.world import Outcome
+from local.simulate import Backends, SimulationConfig, run_seed, violations_text
+from local.simulate.checks import check_all, entries_digest
+from local.simulate.driver import SeedRun
+from local.simulate.world import Outcome
+from store.payments import insert_payment, transition_payment
 
 SEEDS_PER_CASE = 4
 PAYMENTS_PER_SEED = 12

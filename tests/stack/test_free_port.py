@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from saga.stack import process
+from local.stack import process
 
 
 @pytest.fixture

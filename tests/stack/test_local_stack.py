@@ -16,8 +16,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from saga.stack import postgres
-from saga.stack.process import free_port, pid_alive
+from local.stack import postgres
+from local.stack.process import free_port, pid_alive
 
 BACKEND_VARS = ("DATABASE_URL", "REDIS_URL", "AWS_ENDPOINT_URL", "PAYSAGA_API_PORT")
 
@@ -26,7 +26,7 @@ def paysaga(root: Path, *args: str, extra_env: dict[str, str] | None = None) -> 
     env = {k: v for k, v in os.environ.items() if k not in BACKEND_VARS}
     env.update({"PAYSAGA_STACK_DIR": str(root), "COLUMNS": "200"})
     env.update(extra_env or {})
-    return subprocess.run([sys.executable, "-m", "saga.cli", *args], env=env, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "local.cli", *args], env=env, capture_output=True, text=True,
                           timeout=180, check=False)
 
 
@@ -118,7 +118,7 @@ def test_database_url_that_does_not_answer_gives_one_clear_line(stack_root: Path
 def test_run_serves_until_ctrl_c_then_stops_what_it_started(stack_root: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k not in BACKEND_VARS}
     env.update({"PAYSAGA_STACK_DIR": str(stack_root), "COLUMNS": "200"})
-    process = subprocess.Popen([sys.executable, "-m", "saga.cli", "run"], env=env, stdout=subprocess.PIPE,
+    process = subprocess.Popen([sys.executable, "-m", "local.cli", "run"], env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True)
     assert process.stdout is not None
     seen = []

@@ -38,7 +38,7 @@ def test_secrets_do_not_show_in_repr(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_cli_prints_one_line_for_bad_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     from typer.testing import CliRunner
 
-    from saga.cli import app
+    from local.cli import app
 
     monkeypatch.setenv("PAYSAGA_STACK_DIR", "/nonexistent-paysaga-stack")
     monkeypatch.delenv("DATABASE_URL", raising=False)

@@ -17,8 +17,8 @@ import boto3
 import httpx
 from sqlalchemy import Engine, create_engine
 
-from saga.stack import local
-from saga.stack.state import load
+from local.stack import local
+from local.stack.state import load
 
 BACKEND_VARS = ("DATABASE_URL", "REDIS_URL", "AWS_ENDPOINT_URL", "PAYSAGA_API_PORT", "SANDBOX_GATEWAY_URL")
 # Short enough for tests to watch a crashed holder's key expire; long enough for any saga at zero latency.
@@ -51,7 +51,7 @@ class LiveStack:
         return self._engine
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "saga.cli", *args], env=self.env, capture_output=True,
+        return subprocess.run([sys.executable, "-m", "local.cli", *args], env=self.env, capture_output=True,
                               text=True, timeout=300, check=False)
 
     def restart_api(self) -> None:
@@ -86,7 +86,7 @@ class LiveStack:
 
     def queue_messages(self, max_batches: int = 20) -> list[dict[str, Any]]:
         """Every message now in the notifications queue (received, then deleted)."""
-        from saga.simulate.world import drain_queue
+        from local.simulate.world import drain_queue
 
         return drain_queue(self.sqs(), "paysaga-notifications.fifo", max_batches)
 

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from saga.stack import emulator, postgres, redis_server
-from saga.stack.process import free_port, terminate
+from local.stack import emulator, postgres, redis_server
+from local.stack.process import free_port, terminate
 
 
 def docker_answers() -> bool:

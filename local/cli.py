@@ -1,0 +1,397 @@
+"""`paysaga`: the one entry point for people (Typer + Rich)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+from sqlalchemy import Engine
+
+from core.settings import SettingsError
+from local.stack import local
+from local.stack.process import StackError
+from local.stack.state import load, stack_dir
+
+app = typer.Typer(help="paysaga: payment saga orchestrator", no_args_is_help=True, add_completion=False)
+stack_app = typer.Typer(help="The embedded local stack (PostgreSQL, Redis, AWS emulator, API).", no_args_is_help=True)
+app.add_typer(stack_app, name="stack")
+
+console = Console()
+errors = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def one_line_errors(func: F) -> F:
+    """Expected failures (bad settings, a backend that does not answer) print one line, not a traceback."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except (StackError, SettingsError) as error:
+            errors.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def use_stack_env() -> None:
+    """Commands run against the local stack when it is up and the environment names no other backend."""
+    for name, value in load(stack_dir()).env().items():
+        os.environ.setdefault(name, value)
+
+
+def _status_table() -> Table:
+    table = Table(title=f"paysaga local stack ({stack_dir()})")
+    for column in ("part", "state", "address", "detail"):
+        table.add_column(column)
+    colours = {"running": "green", "external": "cyan", "crashed": "red", "unhealthy": "yellow"}
+    for part in local.status(stack_dir()):
+        table.add_row(part.name, f"[{colours.get(part.state, 'white')}]{part.state}[/]", part.url, part.detail)
+    return table
+
+
+@stack_app.command("up")
+@one_line_errors
+def stack_up(api: bool = typer.Option(True, help="Also run the API server.")) -> None:
+    """Start every part that is not running (idempotent), apply migrations, create AWS resources."""
+    local.up(stack_dir(), with_api=api)
+    console.print(_status_table())
+
+
+@stack_app.command("down")
+@one_line_errors
+def stack_down() -> None:
+    """Stop every process the stack started, and nothing else. PostgreSQL data stays on disk."""
+    stopped = local.down(stack_dir())
+    console.print(f"stopped: {', '.join(stopped) if stopped else 'nothing was running'}")
+
+
+@stack_app.command("status")
+@one_line_errors
+def stack_status() -> None:
+    """Each part with its address and health; exit 1 when a part is crashed or unhealthy."""
+    parts = local.status(stack_dir())
+    if not parts:
+        console.print("the local stack is not running (`paysaga stack up`)")
+        raise typer.Exit(3)
+    console.print(_status_table())
+    if any(p.state in ("crashed", "unhealthy") for p in parts):
+        raise typer.Exit(1)
+
+
+@stack_app.command("restart")
+@one_line_errors
+def stack_restart(part: str = typer.Argument(..., help="api or gateway")) -> None:
+    """Restart the API server (e.g. after a code change) or the sandbox gateway, on the same port."""
+    restarted = local.restart(stack_dir(), part)
+    console.print(f"{part} restarted at {restarted.url}")
+
+
+@stack_app.command("env")
+def stack_env() -> None:
+    """Shell exports for the running stack: `eval "$(paysaga stack env)"`."""
+    for name, value in load(stack_dir()).env().items():
+        typer.echo(f"export {name}='{value}'")
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    def raise_interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, raise_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@app.command("run")
+@one_line_errors
+def run() -> None:
+    """Bring the local stack up and serve until Ctrl-C; then stop what this command started."""
+    root = stack_dir()
+    was_up = bool(load(root).parts)
+    with _sigterm_as_interrupt():
+        try:
+            state = local.up(root)
+            console.print(_status_table())
+            for hook in _RUN_HOOKS:
+                hook()
+            console.print(f"[bold green]paysaga is serving on {state.parts['api'].url}[/]  (Ctrl-C stops it)")
+            while True:
+                time.sleep(1)
+                crashed = [p for p in local.status(root) if p.state == "crashed"]
+                if crashed:
+                    raise StackError(f"{crashed[0].name} stopped unexpectedly: see {root}/{crashed[0].name}")
+        except KeyboardInterrupt:
+            console.print("stopping ...")
+        finally:
+            if not was_up:
+                stopped = local.down(root)
+                console.print(f"stopped: {', '.join(stopped)}")
+
+
+def _demo_key_file() -> Path:
+    return stack_dir() / "demo-merchant.key"
+
+
+def ensure_demo_merchant() -> str:
+    """The demo merchant's API key: kept (mode 0600) in the git-ignored stack folder so `paysaga pay` can use it."""
+    from saga.merchant_keys import authenticate, create_merchant  # noqa: PLC0415
+
+    engine = _engine()
+    key_file = _demo_key_file()
+    if key_file.exists():
+        with engine.connect() as conn:
+            if authenticate(conn, key_file.read_text().strip()) is not None:
+                return key_file.read_text().strip()
+    with engine.begin() as conn:
+        _, api_key = create_merchant(conn, name="Demo Shop", currencies=["EUR", "USD", "GBP", "JPY"],
+                                     max_amount_minor=5_000_000)
+    key_file.parent.mkdir(parents=True, exist_ok=True)
+    key_file.touch(mode=0o600)
+    key_file.write_text(api_key + "\n")
+    return api_key
+
+
+def _print_demo_merchant() -> None:
+    api_key = ensure_demo_merchant()
+    console.print(f"demo merchant API key: [bold]{api_key}[/]  (kept in {_demo_key_file()})")
+    console.print("try: [bold]paysaga pay --amount 1999 --currency EUR[/]")
+
+
+# Things `paysaga run` does once the stack is up.
+_RUN_HOOKS: list[Callable[[], None]] = [_print_demo_merchant]
+
+
+@app.command("migrate")
+@one_line_errors
+def migrate() -> None:
+    """Apply the database migrations to DATABASE_URL (or the local stack's database)."""
+    from core.settings import load_settings  # noqa: PLC0415
+    from local.migrate import upgrade  # noqa: PLC0415
+
+    use_stack_env()
+    upgrade(load_settings().sqlalchemy_url)
+    console.print("migrations applied")
+
+
+merchants_app = typer.Typer(help="Merchants and their API keys (stored hashed).", no_args_is_help=True)
+app.add_typer(merchants_app, name="merchants")
+
+
+def _engine() -> Engine:
+    from core.db import engine  # noqa: PLC0415
+    from core.settings import load_settings  # noqa: PLC0415
+
+    use_stack_env()
+    return engine(load_settings())
+
+
+@merchants_app.command("create")
+@one_line_errors
+def merchants_create(
+    name: str = typer.Argument(..., help="The merchant's name."),
+    currency: list[str] = typer.Option(["EUR"], "--currency", help="ISO 4217 code it accepts; repeat for more."),
+    max_amount_minor: int = typer.Option(1_000_000, help="Largest single payment, in minor units."),
+    webhook_url: str | None = typer.Option(None, help="Where payment events are delivered."),
+) -> None:
+    """Create a merchant and print its API key (shown this once)."""
+    from core.money import is_currency  # noqa: PLC0415
+    from saga.merchant_keys import create_merchant  # noqa: PLC0415
+
+    bad = [code for code in currency if not is_currency(code)]
+    if bad:
+        raise StackError(f"--currency: {', '.join(bad)} is not a supported ISO 4217 code")
+    with _engine().begin() as conn:
+        merchant_id, api_key = create_merchant(conn, name=name, currencies=currency,
+                                               max_amount_minor=max_amount_minor, webhook_url=webhook_url)
+    console.print(f"merchant [bold]{merchant_id}[/] created")
+    console.print(f"API key (shown once, stored hashed): [bold]{api_key}[/]")
+
+
+@merchants_app.command("list")
+@one_line_errors
+def merchants_list() -> None:
+    """Every merchant, with the first characters of its key."""
+    from store.merchants import list_merchants  # noqa: PLC0415
+
+    with _engine().connect() as conn:
+        rows = list_merchants(conn)
+    table = Table(title="merchants")
+    for column in ("id", "name", "key prefix", "currencies", "max amount (minor)", "created"):
+        table.add_column(column)
+    for m in rows:
+        table.add_row(m.id, m.name, m.api_key_prefix + "...", ",".join(m.currencies), str(m.max_amount_minor),
+                      m.created_at.isoformat(timespec="seconds"))
+    console.print(table)
+
+
+@merchants_app.command("rotate-key")
+@one_line_errors
+def merchants_rotate_key(merchant_id: str = typer.Argument(..., help="mer_...")) -> None:
+    """Give the merchant a new API key; the old one stops working at once."""
+    from saga.merchant_keys import rotate  # noqa: PLC0415
+
+    with _engine().begin() as conn:
+        api_key = rotate(conn, merchant_id=merchant_id)
+    if api_key is None:
+        raise StackError(f"no merchant {merchant_id}")
+    console.print(f"new API key for {merchant_id} (shown once): [bold]{api_key}[/]")
+
+
+@app.command("pay")
+@one_line_errors
+def pay(
+    amount: int = typer.Option(..., "--amount", help="Amount in minor units (1999 = 19.99 EUR)."),
+    currency: str = typer.Option("EUR", "--currency"),
+    merchant_key: str | None = typer.Option(None, "--merchant-key", help="Default: the demo merchant's key."),
+    idempotency_key: str | None = typer.Option(None, "--idempotency-key", help="Default: a new ULID."),
+    token: str = typer.Option("tok_approve", "--token", help="Payment method token (sandbox test tokens)."),
+    customer: str = typer.Option("cus_demo", "--customer"),
+    order: str | None = typer.Option(None, "--order"),
+    url: str | None = typer.Option(None, "--url", help="Default: the local stack's API."),
+) -> None:
+    """Send one payment as a checkout would, and print the answer."""
+    import httpx  # noqa: PLC0415
+    from ulid import ULID  # noqa: PLC0415
+
+    state = load(stack_dir())
+    base = url or (state.parts["api"].url if "api" in state.parts else None)
+    if base is None:
+        raise StackError("the local API is not running: `paysaga stack up` (or pass --url)")
+    key = merchant_key or ensure_demo_merchant()
+    idem = idempotency_key or str(ULID())
+    body = {"amount_minor": amount, "currency": currency, "payment_method_token": token,
+            "customer_reference": customer, "order_reference": order or f"order-{idem}"}
+    try:
+        response = httpx.post(f"{base}/v1/payments", json=body, timeout=330,
+                              headers={"Authorization": f"Bearer {key}", "Idempotency-Key": idem})
+    except httpx.HTTPError as error:
+        raise StackError(f"{base} does not answer: {error}") from None
+    colour = "green" if response.status_code < 300 else "yellow" if response.status_code < 500 else "red"
+    replayed = " (replayed)" if response.headers.get("Idempotent-Replayed") == "true" else ""
+    console.print(f"[bold {colour}]HTTP {response.status_code}[/]{replayed}  Idempotency-Key: {idem}")
+    console.print_json(response.text)
+    if response.status_code >= 500:
+        raise typer.Exit(1)
+
+
+executions_app = typer.Typer(help="Saga executions: list, inspect, replay.", no_args_is_help=True)
+app.add_typer(executions_app, name="executions")
+
+
+@executions_app.command("list")
+@one_line_errors
+def executions_list(
+    status: str | None = typer.Option(None, help="RUNNING, SUCCEEDED, FAILED, TIMED_OUT"),
+    payment: int | None = typer.Option(None, help="Only this payment's executions."),
+    limit: int = typer.Option(50, min=1, max=1000),
+) -> None:
+    """Executions, newest first (failed ones are what engineers replay)."""
+    from store.executions import list_executions  # noqa: PLC0415
+
+    with _engine().connect() as conn:
+        rows = list_executions(conn, status=status, payment_id=payment, limit=limit)
+    table = Table(title="saga executions")
+    for column in ("started", "payment", "status", "error", "execution", "replay of"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(row.started_at.isoformat(timespec="seconds"), str(row.payment_id), row.status,
+                      row.error or "", row.execution_arn.rsplit(":", 1)[-1], (row.replay_of or "").rsplit(":", 1)[-1])
+    console.print(table)
+
+
+@executions_app.command("show")
+@one_line_errors
+def executions_show(execution: str = typer.Argument(..., help="Execution ARN or name.")) -> None:
+    """One execution, state by state (its recorded history)."""
+    from store.executions import get_execution, list_executions  # noqa: PLC0415
+
+    with _engine().connect() as conn:
+        found = get_execution(conn, execution_arn=execution) or next(
+            (e for e in list_executions(conn, limit=1000) if e.name == execution), None)
+    if found is None:
+        raise StackError(f"no execution {execution}")
+    console.print(f"[bold]{found.execution_arn}[/]  payment {found.payment_id}  {found.status}  {found.error or ''}")
+    if found.cause:
+        console.print(f"cause: {found.cause}", highlight=False)
+    table = Table(title="history")
+    for column in ("id", "type", "state / detail"):
+        table.add_column(column, overflow="fold")
+    for event in found.history if isinstance(found.history, list) else []:
+        detail: dict[str, Any] = next((v for k, v in event.items() if k.endswith("EventDetails")), {})
+        name = detail.get("name") or detail.get("error") or detail.get("resourceType") or ""
+        table.add_row(str(event.get("id")), str(event.get("type")), str(name))
+    console.print(table)
+
+
+@executions_app.command("replay")
+@one_line_errors
+def executions_replay(execution: str = typer.Argument(..., help="Execution ARN of the failed execution.")) -> None:
+    """Start a new execution for the same payment with the recorded input; steps skip what already took effect."""
+    from core.settings import load_settings  # noqa: PLC0415
+    from local.saga_runtime import local_services  # noqa: PLC0415
+    from saga.replay import ReplayError, replay  # noqa: PLC0415
+
+    use_stack_env()
+    services = local_services(load_settings())
+    try:
+        outcome = replay(services, execution)
+    except ReplayError as error:
+        raise StackError(str(error)) from None
+    finally:
+        services.close()
+    console.print(f"replayed as {outcome.execution_arn}: {outcome.status} {outcome.error or ''} "
+                  f"-> payment is [bold]{outcome.payment_status}[/]")
+
+
+@app.command("simulate")
+@one_line_errors
+def simulate(
+    seeds: int = typer.Option(20, min=1, max=10_000, help="How many seeds to run."),
+    seed_from: int = typer.Option(0, min=0, help="The first seed (a failure names the seed that reproduces it)."),
+    payments: int = typer.Option(15, min=1, max=500, help="Payments per seed."),
+    jobs: int = typer.Option(1, min=1, max=8, help="Worker processes, each on its own throwaway stack."),
+) -> None:
+    """Crash-injection simulation on throwaway local stacks: every property of DESIGN 12 checked per seed."""
+    from local.simulate.command import WorkerFailedError  # noqa: PLC0415
+    from local.simulate.command import simulate as run_simulation  # noqa: PLC0415
+
+    try:
+        passed = run_simulation(seeds=seeds, seed_from=seed_from, payments_per_seed=payments, console=console,
+                                jobs=jobs)
+    except WorkerFailedError as error:
+        errors.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    if not passed:
+        raise typer.Exit(1)
+
+
+def _mount_ledger() -> None:
+    from local.ledger_cli import ledger_app  # noqa: PLC0415
+
+    app.add_typer(ledger_app, name="ledger", callback=use_stack_env)
+
+
+_mount_ledger()
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

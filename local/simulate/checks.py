@@ -1,0 +1,403 @@
+"""The twelve properties of DESIGN 12, checked from where the truth lives: PostgreSQL (ledger, payments, outbox,
+executions), the sandbox gateway's own call log and payment state, the SQS queue and the DynamoDB idempotency
+table. Nothing here asks the saga's code what it thinks it did."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection, text
+from sqlalchemy.exc import DBAPIError
+
+from local.saga_runtime import STATE_MACHINE_FILE
+from local.simulate.faults import Where
+from local.simulate.world import Backends
+from saga.idempotency import COMPLETED, record_key
+from steps.errors import ExecutionSuperseded
+from store import lifecycle
+from store.payments import transition_payment
+
+if TYPE_CHECKING:
+    from local.simulate.driver import SeedRun
+
+COMPENSATED = lifecycle.COMPENSATED
+Totals = tuple[int, int, int, int]  # debits_pending, debits_posted, credits_pending, credits_posted
+# Per step: result keys that say whether this run acted, not what the effect is (property 3 compares the rest).
+RUN_KEYS = frozenset({"replayed", "reasons"})
+# A void answers "voided" the first time and "nothing_to_void" after: one effect, told from two sides.
+# An answer that is no result: the state machine retries it (the names in the step's Retry list, read from the state
+# machine itself), or the execution ends without effect because another one holds the payment.
+NO_RESULT = frozenset({ExecutionSuperseded.__name__})
+
+
+def _retried_errors() -> dict[str, frozenset[str]]:
+    """Per step (the function a Task invokes): the error names its Task's Retry list covers."""
+    definition = json.loads(STATE_MACHINE_FILE.read_text())
+    retried: dict[str, frozenset[str]] = {}
+    for state in definition["States"].values():
+        function = state.get("Parameters", {}).get("FunctionName", "")
+        if state.get("Type") == "Task" and function:
+            step = function.removeprefix("${").removesuffix("FunctionArn}")
+            retried[step] = frozenset(name for rule in state.get("Retry", []) for name in rule["ErrorEquals"])
+    return retried
+
+
+RETRIED = _retried_errors()
+
+
+def _no_result(step: str, answer: Any) -> bool:
+    error = answer.get("error") if isinstance(answer, dict) and set(answer) == {"error"} else None
+    return error is not None and (error in NO_RESULT or error in RETRIED.get(step, frozenset()))
+SAME_VOID = {"voided": "no_open_authorization", "nothing_to_void": "no_open_authorization"}
+
+
+@dataclass(frozen=True)
+class Violation:
+    seed: int
+    property: int
+    payment_id: int | None
+    detail: str
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    at: datetime
+    totals: dict[int, Totals]
+
+
+# -- snapshots taken while the simulation runs ---------------------------------------------------------------------
+
+def take_checkpoint(backends: Backends) -> Checkpoint:
+    """Every account's recorded totals at one instant T (the saga is quiescent between requests)."""
+    with backends.engine.connect() as conn:
+        conn.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
+        at = conn.execute(text("SELECT clock_timestamp()")).scalar_one()
+        rows = conn.execute(text("SELECT id, debits_pending, debits_posted, credits_pending, credits_posted"
+                                 " FROM accounts")).all()
+        conn.rollback()
+    return Checkpoint(at, {int(r[0]): (int(r[1]), int(r[2]), int(r[3]), int(r[4])) for r in rows})
+
+
+def entries_digest(backends: Backends) -> dict[int, tuple[Any, ...]]:
+    with backends.engine.connect() as conn:
+        rows = conn.execute(text("SELECT id, transaction_id, account_id, currency, side, effect, amount_minor,"
+                                 " created_at FROM ledger_entries")).all()
+    return {int(r[0]): tuple(r[1:]) for r in rows}
+
+
+def trace_counts(backends: Backends) -> tuple[int, ...]:
+    """Rows and gateway calls anything could have written: a rejected request must change none of them."""
+    with backends.engine.connect() as conn:
+        counts = conn.execute(text(
+            "SELECT (SELECT count(*) FROM payments), (SELECT count(*) FROM saga_executions),"
+            " (SELECT count(*) FROM ledger_transactions), (SELECT count(*) FROM outbox)")).one()
+    return (*(int(c) for c in counts), len(backends.gateway_calls()))
+
+
+# -- the checks ------------------------------------------------------------------------------------------------
+
+class _Checker:
+    def __init__(self, run: SeedRun) -> None:
+        self.run = run
+        self.backends = run.backends
+        self.seed = run.seed
+        self.violations: list[Violation] = []
+        self.checked: Counter[str] = Counter()
+        self.payment_ids = sorted({o.payment_id for o in run.outcomes if o.payment_id is not None})
+
+    def expect(self, prop: int, ok: bool, detail: str, payment_id: int | None = None) -> None:
+        self.checked[f"P{prop}"] += 1
+        if not ok:
+            self.violations.append(Violation(self.seed, prop, payment_id, detail))
+
+    # 1 ----------------------------------------------------------------------------------------------------------
+    def balanced(self, conn: Connection) -> None:
+        unbalanced = conn.execute(text(
+            "SELECT t.id, t.payment_id, e.effect,"
+            "       sum(e.amount_minor) FILTER (WHERE e.side = 'debit') AS d,"
+            "       sum(e.amount_minor) FILTER (WHERE e.side = 'credit') AS c"
+            "  FROM ledger_transactions t LEFT JOIN ledger_entries e ON e.transaction_id = t.id"
+            " GROUP BY t.id, t.payment_id, e.effect, e.currency"
+            " HAVING e.effect IS NULL OR coalesce(sum(e.amount_minor) FILTER (WHERE e.side = 'debit'), 0)"
+            "       <> coalesce(sum(e.amount_minor) FILTER (WHERE e.side = 'credit'), 0)")).all()
+        total = conn.execute(text("SELECT count(*) FROM ledger_transactions")).scalar_one()
+        self.checked["P1"] += int(total)
+        for row in unbalanced:
+            self.violations.append(Violation(self.seed, 1, int(row.payment_id),
+                                             f"transaction {row.id} {row.effect}: debits {row.d} != credits {row.c}"))
+
+    # 2 ----------------------------------------------------------------------------------------------------------
+    def append_only(self, conn: Connection, before: dict[int, tuple[Any, ...]]) -> None:
+        now = entries_digest(self.backends)
+        changed = [i for i, row in before.items() if now.get(i) != row]
+        self.expect(2, not changed, f"ledger entries changed or vanished: {changed[:5]}")
+        for statement in ("UPDATE ledger_entries SET amount_minor = amount_minor WHERE id = :id",
+                          "DELETE FROM ledger_entries WHERE id = :id"):
+            refused = False
+            some = next(iter(now), None)
+            if some is None:
+                continue
+            with conn.begin_nested() as nested:
+                try:
+                    conn.execute(text(statement), {"id": some})
+                except DBAPIError:
+                    refused = True
+                nested.rollback()
+            self.expect(2, refused, f"the database accepted {statement.split()[0]} on ledger_entries")
+        self.compensations_net_zero(conn)
+
+    def compensations_net_zero(self, conn: Connection) -> None:
+        rows = conn.execute(text(
+            "SELECT p.id, p.status, e.account_id,"
+            "  coalesce(sum(e.amount_minor) FILTER (WHERE e.effect = 'pending' AND e.side = 'debit'), 0)"
+            "  - coalesce(sum(e.amount_minor) FILTER (WHERE e.effect = 'release' AND e.side = 'debit'), 0) AS dp,"
+            "  coalesce(sum(e.amount_minor) FILTER (WHERE e.effect = 'pending' AND e.side = 'credit'), 0)"
+            "  - coalesce(sum(e.amount_minor) FILTER (WHERE e.effect = 'release' AND e.side = 'credit'), 0) AS cp,"
+            "  coalesce(sum(e.amount_minor) FILTER (WHERE e.effect = 'post' AND e.side = 'debit'), 0)"
+            "  - coalesce(sum(e.amount_minor) FILTER (WHERE e.effect = 'post' AND e.side = 'credit'), 0) AS net"
+            "  FROM payments p JOIN ledger_transactions t ON t.payment_id = p.id"
+            "  JOIN ledger_entries e ON e.transaction_id = t.id"
+            " WHERE p.id = ANY(:ids) AND p.status IN ('rejected', 'failed', 'refunded', 'review')"
+            " GROUP BY p.id, p.status, e.account_id"), {"ids": self.payment_ids}).all()
+        for r in rows:
+            self.expect(2, (r.dp, r.cp, r.net) == (0, 0, 0),
+                        f"{r.status} payment leaves account {r.account_id} at pending {r.dp}/{r.cp}, posted {r.net}",
+                        int(r.id))
+
+    # 3 ----------------------------------------------------------------------------------------------------------
+    def one_effect(self, conn: Connection, calls: dict[int, list[dict[str, Any]]],
+                   queue: list[dict[str, Any]]) -> None:
+        for dup in self.run.injector.duplicates:
+            first, second = _normal(dup.first), _normal(dup.second)
+            if _no_result(dup.step, first) or _no_result(dup.step, second):
+                continue  # "try again" is no result (a concurrent run moved the payment); its effect is checked below
+            self.expect(3, first == second, f"{dup.step} delivered twice answered {dup.first} then {dup.second}",
+                        dup.payment_id)
+        kinds = conn.execute(text("SELECT payment_id, kind, count(*) FROM ledger_transactions"
+                                  " WHERE payment_id = ANY(:ids) GROUP BY 1, 2"), {"ids": self.payment_ids}).all()
+        for pid, kind, count in kinds:
+            self.expect(3, count == 1, f"{count} ledger transactions of kind {kind}", int(pid))
+        for pid, log in calls.items():
+            for operation in ("authorize", "capture", "void", "refund"):
+                moved = [c for c in log if c["operation"] == operation and c["committed"]
+                         and c["outcome"] not in ("capture_failed", "declined")]
+                self.expect(3, len(moved) <= 1, f"the gateway took {len(moved)} {operation}s", pid)
+        events = conn.execute(text("SELECT id, payment_id, sent_at FROM outbox WHERE payment_id = ANY(:ids)"),
+                              {"ids": self.payment_ids}).all()
+        by_event = Counter(str(m.get("id")) for m in queue)
+        mine = {str(e.id) for e in events}
+        for e in events:
+            count = by_event.get(str(e.id), 0)
+            self.expect(3, count <= 1, f"event {e.id} is {count} times in the queue", int(e.payment_id))
+            if e.sent_at is not None:
+                self.expect(12, count == 1, f"event {e.id} is marked sent but {count} times in the queue",
+                            int(e.payment_id))
+        for message in queue:
+            if str(message.get("payment_id")) in {str(p) for p in self.payment_ids}:
+                self.expect(12, str(message.get("id")) in mine,
+                            f"the queue announces {message.get('id')}, which no outbox row holds",
+                            int(message["payment_id"]))
+
+    # 4 ----------------------------------------------------------------------------------------------------------
+    def reservations(self, conn: Connection) -> None:
+        rows = conn.execute(text(
+            "SELECT r.payment_id, r.id, r.amount_minor,"
+            "  (SELECT count(*) FROM ledger_transactions x WHERE x.pending_transaction_id = r.id) AS resolutions,"
+            "  (SELECT coalesce(sum(e.amount_minor), 0) FROM ledger_transactions x JOIN ledger_entries e"
+            "     ON e.transaction_id = x.id WHERE x.pending_transaction_id = r.id AND e.effect = 'release'"
+            "     AND e.side = 'debit') AS released,"
+            "  (SELECT coalesce(max(x.amount_minor), 0) FROM ledger_transactions x"
+            "     WHERE x.pending_transaction_id = r.id AND x.kind = 'post') AS posted"
+            "  FROM ledger_transactions r WHERE r.kind = 'reserve' AND r.payment_id = ANY(:ids)"),
+            {"ids": self.payment_ids}).all()
+        for r in rows:
+            pid = int(r.payment_id)
+            self.expect(4, r.resolutions <= 1, f"reservation {r.id} resolved {r.resolutions} times", pid)
+            if r.resolutions == 1:
+                self.expect(4, r.released == r.amount_minor and r.posted <= r.amount_minor,
+                            f"reservation {r.id} of {r.amount_minor}: released {r.released}, posted {r.posted}", pid)
+
+    # 5 ----------------------------------------------------------------------------------------------------------
+    def accounts(self, conn: Connection) -> None:
+        rows = conn.execute(text(
+            "SELECT a.id, a.debits_must_not_exceed_credits AS dnc, a.credits_must_not_exceed_debits AS cnd,"
+            "  a.debits_pending, a.debits_posted, a.credits_pending, a.credits_posted,"
+            "  coalesce(b.debits_pending, 0) AS rdp, coalesce(b.debits_posted, 0) AS rdpo,"
+            "  coalesce(b.credits_pending, 0) AS rcp, coalesce(b.credits_posted, 0) AS rcpo"
+            "  FROM accounts a LEFT JOIN balance_at(clock_timestamp()) b ON b.account_id = a.id")).all()
+        for r in rows:
+            recorded = (r.debits_pending, r.debits_posted, r.credits_pending, r.credits_posted)
+            self.expect(5, recorded == (r.rdp, r.rdpo, r.rcp, r.rcpo),
+                        f"account {r.id} records {recorded}, its entries add up to {(r.rdp, r.rdpo, r.rcp, r.rcpo)}")
+            if r.dnc:
+                self.expect(5, r.debits_pending + r.debits_posted <= r.credits_posted, f"account {r.id} is negative")
+            if r.cnd:
+                self.expect(5, r.credits_pending + r.credits_posted <= r.debits_posted,
+                            f"account {r.id} is negative")
+        if not self.payment_ids:
+            return
+        pid = self.payment_ids[0]
+        with conn.begin_nested() as nested:
+            before = conn.execute(text("SELECT status, version FROM payments WHERE id = :id"), {"id": pid}).one()
+            stale = transition_payment(conn, payment_id=pid, expected_version=before.version - 1
+                                       if before.version > 0 else before.version + 1, to_status="needs_attention")
+            after = conn.execute(text("SELECT status, version FROM payments WHERE id = :id"), {"id": pid}).one()
+            nested.rollback()
+        self.expect(5, not stale.applied and tuple(before) == tuple(after),
+                    f"a stale version wrote: {tuple(before)} -> {tuple(after)}", pid)
+
+    # 6 ----------------------------------------------------------------------------------------------------------
+    def points_in_time(self, conn: Connection) -> None:
+        for point in self.run.checkpoints:
+            rows = conn.execute(text("SELECT account_id, debits_pending, debits_posted, credits_pending,"
+                                     " credits_posted FROM balance_at(:t)"), {"t": point.at}).all()
+            recomputed = {int(r[0]): (int(r[1]), int(r[2]), int(r[3]), int(r[4])) for r in rows}
+            for account_id, totals in point.totals.items():
+                self.expect(6, recomputed.get(account_id) == totals,
+                            f"account {account_id} at {point.at.isoformat()}: recorded {totals}, "
+                            f"recomputed {recomputed.get(account_id)}")
+
+    # 7, 8, 9 ----------------------------------------------------------------------------------------------------
+    def keys(self, conn: Connection, calls: dict[int, list[dict[str, Any]]]) -> None:
+        per_order = conn.execute(text("SELECT order_ref, count(*) FROM payments WHERE merchant_id = :m"
+                                      " GROUP BY order_ref"), {"m": self.run.merchant_id}).all()
+        for order, count in per_order:
+            self.expect(7, count == 1, f"request {order} (one key) made {count} payments")
+        for outcome, answers in self.run.same_key_answers:
+            pid = outcome.payment_id
+            executions = conn.execute(text("SELECT count(*) FROM saga_executions WHERE payment_id = :id"
+                                           " AND replay_of IS NULL"), {"id": pid}).scalar_one()
+            self.expect(7, executions == 1, f"{len(answers)} concurrent requests, one key: {executions} sagas", pid)
+            authorized = [c for c in calls.get(pid or -1, []) if c["operation"] == "authorize" and c["committed"]]
+            self.expect(7, len(authorized) <= 1, f"one key, {len(authorized)} authorizations", pid)
+            winners = [a for a in answers if a != 409]
+            self.expect(7, len(winners) >= 1, f"concurrent requests with one key all answered {answers}", pid)
+        for name, ok, detail in self.run.probe_results:
+            self.expect(8, ok, f"{name}: {detail}")
+        for twin in self.run.sfn.twins:
+            if twin.where is Where.REPLAY_RUNNING:
+                self.expect(7, twin.refused, f"a replay of a running execution was not refused: {twin.detail}",
+                            twin.payment_id)
+        for outcome, notes in self.run.holder_checks:
+            self.expect(9, not notes, "; ".join(notes), outcome.payment_id)
+        self.idempotency_records(conn)
+
+    def idempotency_records(self, conn: Connection) -> None:
+        statuses: dict[int, str] = {int(r[0]): str(r[1]) for r in conn.execute(
+            text("SELECT id, status FROM payments WHERE id = ANY(:ids)"), {"ids": self.payment_ids}).all()}
+        for outcome in self.run.outcomes:
+            item = self.backends.idempotency_item(record_key(outcome.merchant_id, outcome.key))
+            answered = outcome.http_status in (201, 202, 402)
+            if item is None:
+                self.expect(9, not answered, f"key {outcome.key} answered {outcome.http_status} but has no record",
+                            outcome.payment_id)
+                continue
+            pid = int(item["payment_id"]["N"])
+            self.expect(9, pid == outcome.payment_id,
+                        f"key {outcome.key} records payment {pid}, the request made {outcome.payment_id}", pid)
+            if item["status"]["S"] == COMPLETED:
+                code, status = int(item["response_status"]["N"]), statuses.get(pid)
+                consistent = (code == 201 and status == "succeeded") or code == 202 or \
+                    (code == 402 and status in COMPENSATED)
+                self.expect(9, consistent, f"key {outcome.key} stored {code} for a payment now {status}", pid)
+
+    # 10 ---------------------------------------------------------------------------------------------------------
+    def snowflakes(self) -> None:
+        minted = self.run.ids.all_ids()
+        duplicates = [i for i, n in Counter(minted).items() if n > 1]
+        self.expect(10, not duplicates, f"{len(duplicates)} Snowflake ids minted twice: {duplicates[:3]}")
+        for process in self.run.ids.processes:
+            ordered = all(a < b for a, b in zip(process.minted, process.minted[1:], strict=False))
+            self.expect(10, ordered, f"process {process.name} minted ids out of order")
+
+    # 11 ---------------------------------------------------------------------------------------------------------
+    def gateway_keys(self, calls: dict[int, list[dict[str, Any]]]) -> None:
+        for pid, log in calls.items():
+            for operation in ("authorize", "capture"):
+                keys = {c["idempotency_key"] for c in log if c["operation"] == operation}
+                self.expect(11, len(keys) <= 1, f"{operation} asked with keys {sorted(keys)}", pid)
+
+    # 12 ---------------------------------------------------------------------------------------------------------
+    def answers(self, conn: Connection) -> None:
+        """What the merchant was told agrees with the money: 201 only for a payment that succeeded, 402 only for a
+        compensated one, and a twin that answered from a final status saw the one the payment has."""
+        final: dict[int, str] = {int(r[0]): str(r[1]) for r in conn.execute(
+            text("SELECT id, status FROM payments WHERE id = ANY(:ids)"), {"ids": self.payment_ids}).all()}
+        for outcome in self.run.outcomes:
+            status = final.get(outcome.payment_id or -1)
+            if outcome.http_status == 201:
+                self.expect(12, status == "succeeded", f"answered 201 for a payment now {status}", outcome.payment_id)
+            elif outcome.http_status == 402:
+                self.expect(12, status in COMPENSATED, f"answered 402 for a payment now {status}",
+                            outcome.payment_id)
+        for twin in self.run.sfn.twins:
+            if twin.status in lifecycle.FINAL:
+                now = final.get(twin.payment_id)
+                self.expect(12, twin.status == now, f"a twin ({twin.where} at {twin.step}) answered from status "
+                                                     f"{twin.status}; the payment is {now}", twin.payment_id)
+
+    def money(self, conn: Connection, statuses: Counter[str]) -> None:
+        rows = conn.execute(text(
+            "SELECT p.id, p.status, p.captured_amount_minor,"
+            "  array_remove(array_agg(t.kind ORDER BY t.id), NULL) AS kinds,"
+            "  max(t.amount_minor) FILTER (WHERE t.kind = 'post') AS posted,"
+            "  (SELECT count(*) FROM outbox o WHERE o.payment_id = p.id) AS events"
+            "  FROM payments p LEFT JOIN ledger_transactions t ON t.payment_id = p.id"
+            " WHERE p.id = ANY(:ids) GROUP BY p.id"), {"ids": self.payment_ids}).all()
+        for r in rows:
+            pid, status = int(r.id), str(r.status)
+            statuses[status] += 1
+            gateway = self.backends.gateway_snapshot(str(pid))
+            held = gateway is not None and gateway["status"] == "authorized"
+            charged = 0 if gateway is None else int(gateway["captured_minor"]) - int(gateway["refunded_minor"])
+            kinds = list(r.kinds)
+            if status == "succeeded":
+                self.expect(12, kinds == ["reserve", "post"] and r.posted == r.captured_amount_minor == charged
+                            and r.events >= 1,
+                            f"succeeded with ledger {kinds} posted {r.posted}, captured {r.captured_amount_minor}, "
+                            f"gateway charged {charged}, {r.events} events", pid)
+            elif status in COMPENSATED or status == "review":
+                resolved = "reserve" not in kinds or "void" in kinds or "reverse" in kinds
+                self.expect(12, not held and charged == 0 and resolved,
+                            f"{status} but gateway {gateway and gateway['status']} charges {charged}, ledger {kinds}",
+                            pid)
+            else:
+                self.expect(12, False, f"still {status} after {self.run.config.max_replays} replay rounds "
+                                       f"(ledger {kinds}, gateway {gateway and gateway['status']})", pid)
+
+
+def _normal(result: Any) -> Any:
+    if not isinstance(result, dict):
+        return result
+    shown = {k: v for k, v in result.items() if k not in RUN_KEYS}
+    if "outcome" in shown and shown["outcome"] in SAME_VOID:
+        shown["outcome"] = SAME_VOID[shown["outcome"]]
+    return shown
+
+
+def check_all(run: SeedRun, *, entries_before: dict[int, tuple[Any, ...]]
+              ) -> tuple[list[Violation], Counter[str], Counter[str]]:
+    checker = _Checker(run)
+    calls: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for pid in checker.payment_ids:
+        calls[pid] = run.backends.gateway_calls(str(pid))
+    queue = run.backends.drain_queue()
+    statuses: Counter[str] = Counter()
+    with run.backends.engine.connect() as conn:
+        checker.balanced(conn)
+        checker.append_only(conn, entries_before)
+        checker.one_effect(conn, calls, queue)
+        checker.reservations(conn)
+        checker.accounts(conn)
+        checker.points_in_time(conn)
+        checker.keys(conn, calls)
+        checker.snowflakes()
+        checker.gateway_keys(calls)
+        checker.answers(conn)
+        checker.money(conn, statuses)
+        conn.rollback()
+    return checker.violations, checker.checked, statuses

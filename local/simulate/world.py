@@ -1,0 +1,284 @@
+"""The simulation's view of one running local stack: its settings, the pids it may freeze, the clients that read
+the truth (database, gateway call log, queue, idempotency table), and the saga wired to the fault injector."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import random
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from sqlalchemy import Engine, text
+from sqlalchemy.engine import make_url
+from ulid import ULID
+
+from core.aws import client
+from core.db import engine_for
+from core.settings import Settings
+from local.asl import LocalStepFunctions, ManualClock
+from local.saga_runtime import LOCAL_ACCOUNT, LOCAL_REGION, create_saga_machine
+from local.simulate.faults import Injector, Plan, Where
+from saga.bootstrap import Services, bootstrap
+from saga.execution import PaymentBusyError, run_execution
+from saga.replay import ReplayError, replay
+from steps.contract import ExecutionInput
+
+HTTP_TIMEOUT_S = 10.0
+MAX_QUEUE_BATCHES = 500  # 10 messages each: bounds one drain of the notifications queue
+
+
+class HolderDiedError(BaseException):
+    """The start handler's process died (BaseException: nothing in the handler may catch it)."""
+
+
+@dataclass
+class Backends:
+    settings: Settings
+    redis_pid: int | None
+    aws_pid: int | None
+
+    @functools.cached_property
+    def dynamodb(self) -> Any:
+        return client("dynamodb", self.settings)
+
+    @functools.cached_property
+    def sqs(self) -> Any:
+        return client("sqs", self.settings)
+
+    @functools.cached_property
+    def http(self) -> httpx.Client:
+        return httpx.Client(timeout=HTTP_TIMEOUT_S)
+
+    @property
+    def engine(self) -> Engine:
+        return engine_for(self.settings.sqlalchemy_url)
+
+    @property
+    def admin_dsn(self) -> str:
+        return make_url(self.settings.sqlalchemy_url).set(drivername="postgresql").render_as_string(
+            hide_password=False)
+
+    @property
+    def gateway_url(self) -> str:
+        assert self.settings.sandbox_gateway_url, "the simulation runs against the sandbox gateway"
+        return self.settings.sandbox_gateway_url.rstrip("/")
+
+    def gateway_calls(self, payment_id: str | None = None) -> list[dict[str, Any]]:
+        params = {"payment_id": payment_id} if payment_id is not None else {}
+        response = self.http.get(f"{self.gateway_url}/_sandbox/calls", params=params)
+        response.raise_for_status()
+        calls: list[dict[str, Any]] = response.json()["calls"]
+        return calls
+
+    def gateway_snapshot(self, payment_id: str) -> dict[str, Any] | None:
+        response = self.http.get(f"{self.gateway_url}/v1/payments/{payment_id}")
+        if response.status_code == 404:
+            return None
+        response.raise_for_status()
+        body: dict[str, Any] = response.json()
+        return body
+
+    def drain_queue(self) -> list[dict[str, Any]]:
+        """Every message now in the notifications queue (received, then deleted)."""
+        return drain_queue(self.sqs, self.settings.notifications_queue)
+
+    def expire_lease(self, payment_id: int) -> None:
+        """Time passes for the payment's lease (the simulation moves clocks instead of waiting): a lease held now
+        lapses at once, exactly as it would at its expiry, judged by the database's clock."""
+        with self.engine.begin() as conn:
+            conn.execute(text("UPDATE payments SET lease_expires_at = clock_timestamp()"
+                              " WHERE id = :id AND lease_holder IS NOT NULL"), {"id": payment_id})
+
+    def idempotency_item(self, pk: str) -> dict[str, Any] | None:
+        item: dict[str, Any] | None = self.dynamodb.get_item(TableName=self.settings.idempotency_table,
+                                                         Key={"pk": {"S": pk}}, ConsistentRead=True).get("Item")
+        return item
+
+
+@dataclass
+class RequestPlan:
+    """What happens around the execution of one request (the step faults live in the injector's plan)."""
+
+    faults: Plan = field(default_factory=Plan)  # the step faults, bound to the payment once the start names it
+    double_start: bool = False
+    holder_crash: str | None = None  # "before" / "after" the execution: the start handler's process dies
+
+
+class SimStepFunctions:
+    """The local runtime with the injecting resolver, plus whole-execution faults: a second, concurrent execution of
+    the same input (a client retry of StartSyncExecution), or the start handler dying around the call."""
+
+    def __init__(self, backends: Backends, injector: Injector, seed: int) -> None:
+        self._backends = backends
+        self._injector = injector
+        self.clock = ManualClock(start=datetime.now(UTC))  # retries back off in virtual time: no waiting
+        self.local = LocalStepFunctions(injector.resolver, clock=self.clock, rng=random.Random(seed),  # noqa: S311
+                                        region=LOCAL_REGION, account=LOCAL_ACCOUNT)
+        self.arn = create_saga_machine(self.local, role="paysaga-sim")
+        # The services a twin start or a replay of this runtime uses (a gate on the real clock; no worker slot is
+        # claimed: they mint no ids).
+        self.services: Services = bootstrap(backends.settings, step_functions=(self, self.arn))
+        self._lock = threading.Lock()
+        self._plans: dict[int, RequestPlan] = {}
+        self._pending: dict[int, RequestPlan] = {}  # thread id -> plan of the request that thread is running
+        self.double_starts = 0
+        self.holder_crashes = 0
+        self.twins: list[TwinRun] = []
+        self._twin_threads: list[threading.Thread] = []
+        injector.twin_hook = self._twin_at_step
+
+    def close(self) -> None:
+        self.join_twins()
+        self.local.close()
+
+    def join_twins(self, timeout_s: float = 120.0) -> None:
+        with self._lock:
+            threads, self._twin_threads = self._twin_threads, []
+        for thread in threads:
+            thread.join(timeout=timeout_s)
+            assert not thread.is_alive(), f"{thread.name} still runs after {timeout_s} s"
+
+    @contextlib.contextmanager
+    def planned(self, plan: RequestPlan) -> Iterator[None]:
+        """The next execution this thread starts gets plan (its payment id is minted inside the start)."""
+        with self._lock:
+            self._pending[threading.get_ident()] = plan
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._pending.pop(threading.get_ident(), None)
+
+    def _plan(self, payment_id: int) -> RequestPlan:
+        with self._lock:
+            pending = self._pending.pop(threading.get_ident(), None)
+            if pending is not None and payment_id not in self._plans:
+                self._plans[payment_id] = pending
+                self._injector.set_plan(payment_id, pending.faults)
+                return pending
+            return RequestPlan()  # a replay or a resumed request: no whole-execution fault again
+
+    def start_sync_execution(self, *, stateMachineArn: str, name: str, input: str) -> dict[str, Any]:
+        payment_id = int(json.loads(input)["payment_id"])
+        plan = self._plan(payment_id)
+        if plan.holder_crash == "before":
+            self.holder_crashes += 1
+            raise HolderDiedError(f"start handler died before starting the saga of {payment_id}")
+        if plan.double_start:
+            response = self._twice(stateMachineArn, name, input, payment_id)
+        else:
+            response = self.local.start_sync_execution(stateMachineArn=stateMachineArn, name=name, input=input)
+        if plan.holder_crash == "after":
+            self.holder_crashes += 1
+            raise HolderDiedError(f"start handler died after the saga of {payment_id} ran")
+        return response
+
+    def _twice(self, arn: str, name: str, payload: str, payment_id: int) -> dict[str, Any]:
+        """The same payment started twice at once (a client retry racing the first): the twin goes through the
+        lease like any start, so it waits for the first execution instead of running beside it."""
+        self.double_starts += 1
+        self._start_twin(Where.TWIN_START, "start", json.loads(payload))  # joined before the checks
+        return self.local.start_sync_execution(stateMachineArn=arn, name=name, input=payload)
+
+    # -- whole executions of a payment that is being run ---------------------------------------------------------
+
+    def _twin_at_step(self, where: Where, step: str, event: dict[str, Any]) -> None:
+        """Called by the injector as an execution reaches `step`, before the step runs."""
+        payment_id = int(event["payment_id"])
+        if where is Where.REPLAY_RUNNING:
+            self._replay_running(step, payment_id)
+        elif where is Where.TAKEOVER:
+            self._backends.expire_lease(payment_id)
+            self._start_twin(where, step, event).join(timeout=300)  # the twin runs while this one is paused
+        else:
+            self._start_twin(where, step, event)  # runs beside this one: it must wait for the lease
+
+    def _replay_running(self, step: str, payment_id: int) -> None:
+        with self._backends.engine.connect() as conn:
+            arn = conn.execute(text("SELECT execution_arn FROM saga_executions WHERE payment_id = :id"
+                                    " AND status = 'RUNNING' ORDER BY started_at DESC LIMIT 1"),
+                               {"id": payment_id}).scalar()
+        if arn is None:
+            return
+        try:
+            replay(self.services, str(arn))
+        except ReplayError as error:
+            self._record(TwinRun(Where.REPLAY_RUNNING, step, payment_id, refused=True, detail=str(error)))
+            return
+        self._record(TwinRun(Where.REPLAY_RUNNING, step, payment_id, refused=False,
+                             detail=f"the replay of running execution {arn} ran"))
+
+    def _start_twin(self, where: Where, step: str, event: dict[str, Any]) -> threading.Thread:
+        saga_input = ExecutionInput.parse(event, leased=False).with_lease_cleared()
+        payment_id = saga_input.payment_id
+        settings = self._backends.settings
+
+        def run() -> None:
+            try:
+                done = run_execution(self._backends.engine, self, self.arn, payment_id=payment_id,
+                                     name=f"twin-{payment_id}-{ULID()}", saga_input=saga_input,
+                                     lease_ms=settings.execution_lease_ms, wait_ms=settings.lease_wait_ms)
+            except PaymentBusyError as error:
+                self._record(TwinRun(where, step, payment_id, refused=True, detail=str(error)))
+                return
+            ran = done.response is not None
+            self._record(TwinRun(where, step, payment_id, refused=False, status=done.payment.status,
+                                 detail=f"{'ran' if ran else 'answered from the record'}: {done.payment.status}"))
+
+        thread = threading.Thread(target=run, name=f"sim-{where}-{payment_id}", daemon=True)
+        with self._lock:
+            self._twin_threads.append(thread)
+        thread.start()
+        return thread
+
+    def _record(self, twin: TwinRun) -> None:
+        with self._lock:
+            self.twins.append(twin)
+
+    def get_execution_history(self, **kwargs: Any) -> dict[str, Any]:
+        return self.local.get_execution_history(**kwargs)
+
+
+@dataclass(frozen=True)
+class TwinRun:
+    """A whole execution of a payment started while another ran it, and what it did."""
+
+    where: Where
+    step: str
+    payment_id: int
+    refused: bool  # it never ran: the lease was held (a start that waited in vain, a replay told to wait)
+    status: str | None = None  # the payment's status it answered from, when it was not refused
+    detail: str = ""
+
+
+@dataclass
+class Outcome:
+    """What the driver saw for one request."""
+
+    key: str
+    merchant_id: str
+    fingerprint: str
+    payment_id: int | None = None
+    http_status: int | None = None
+    scenario: str = "plain"
+    notes: list[str] = field(default_factory=list)
+
+
+def drain_queue(sqs: Any, queue_name: str, max_batches: int = MAX_QUEUE_BATCHES) -> list[dict[str, Any]]:
+    """Every message now in the queue, parsed (received, then deleted), at most max_batches of 10."""
+    url = sqs.get_queue_url(QueueName=queue_name)["QueueUrl"]
+    bodies: list[dict[str, Any]] = []
+    for _ in range(max_batches):
+        batch = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
+        if not batch:
+            break
+        for message in batch:
+            bodies.append(json.loads(message["Body"]))
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    return bodies

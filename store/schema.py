@@ -1,0 +1,155 @@
+"""Tables of the records that are not the ledger: merchants, payments (and their lifecycle's moves), the outbox and
+the saga executions (SQLAlchemy 2 Core). One MetaData for the whole database: ledger.schema adds its tables to it.
+
+Rules the database enforces (migrations/versions): the payment lifecycle's moves and the execution lease (0003).
+Keep this module, ledger.schema and the migrations in agreement (`alembic check` runs in the tests).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Table,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, CHAR, JSONB
+
+from store.lifecycle import HOLDS_CAPTURE, PAYMENT_STATUSES
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+def sql_in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+def timestamp_column(name: str, *, nullable: bool = False, default: bool = True) -> Column[datetime]:
+    return Column(name, DateTime(timezone=True), nullable=nullable, server_default=func.now() if default else None)
+
+
+CURRENCY_CHECK = "currency ~ '^[A-Z]{3}$'"
+EXECUTION_STATUSES = ("RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
+
+merchants = Table(
+    "merchants",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("api_key_sha256", LargeBinary, nullable=False, unique=True),
+    Column("api_key_prefix", Text, nullable=False),
+    Column("max_amount_minor", BigInteger, nullable=False),
+    Column("currencies", ARRAY(Text), nullable=False),
+    Column("webhook_url", Text, nullable=True),
+    timestamp_column("created_at"),
+    timestamp_column("key_rotated_at", nullable=True, default=False),
+    CheckConstraint("max_amount_minor > 0", name="max_amount_positive"),
+    CheckConstraint("octet_length(api_key_sha256) = 32", name="key_hash_is_sha256"),
+)
+
+payments = Table(
+    "payments",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    Column("merchant_id", Text, ForeignKey("merchants.id"), nullable=False, index=True),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("currency", CHAR(3), nullable=False),
+    Column("captured_amount_minor", BigInteger, nullable=True),
+    Column("capture_mode", Text, nullable=False, server_default=text("'automatic'")),
+    Column("status", Text, nullable=False, server_default=text("'created'")),
+    Column("version", Integer, nullable=False, server_default=text("0")),
+    Column("gateway", Text, nullable=True),
+    Column("gateway_reference", Text, nullable=True),
+    Column("customer_ref", Text, nullable=True),
+    Column("order_ref", Text, nullable=True),
+    Column("payment_method_token", Text, nullable=True),
+    Column("metadata", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("fraud_score", Integer, nullable=True),
+    Column("failure_code", Text, nullable=True),
+    Column("failure_message", Text, nullable=True),
+    # The execution lease (one execution per payment at a time): a fencing token that only goes up, who holds it,
+    # until when (the database's clock). Migration 0003 enforces it with the lifecycle.
+    Column("lease_token", BigInteger, nullable=False, server_default=text("0")),
+    Column("lease_holder", Text, nullable=True),
+    timestamp_column("lease_expires_at", nullable=True, default=False),
+    timestamp_column("created_at"),
+    timestamp_column("updated_at"),
+    CheckConstraint("amount_minor > 0", name="amount_positive"),
+    CheckConstraint(
+        "captured_amount_minor IS NULL OR (captured_amount_minor >= 0 AND captured_amount_minor <= amount_minor)",
+        name="captured_within_amount",
+    ),
+    CheckConstraint(CURRENCY_CHECK, name="currency_iso4217"),
+    CheckConstraint(sql_in("capture_mode", ("automatic", "manual")), name="capture_mode"),
+    CheckConstraint(sql_in("status", PAYMENT_STATUSES), name="status"),
+    CheckConstraint("version >= 0", name="version_non_negative"),
+    CheckConstraint("lease_token >= 0", name="lease_token_non_negative"),
+    CheckConstraint("(lease_holder IS NULL) = (lease_expires_at IS NULL)", name="lease_held_until"),
+    CheckConstraint(
+        "captured_amount_minor IS NULL OR " + sql_in("status", tuple(sorted(HOLDS_CAPTURE))),
+        name="captured_never_failed",
+    ),
+)
+
+# The lifecycle's allowed moves, loaded from store.lifecycle.TRANSITIONS by migration 0003; a trigger on payments
+# refuses any status change not listed here.
+payment_transitions = Table(
+    "payment_transitions",
+    metadata,
+    Column("from_status", Text, primary_key=True),
+    Column("to_status", Text, primary_key=True),
+)
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("payment_id", BigInteger, ForeignKey("payments.id"), nullable=False),
+    Column("event_type", Text, nullable=False),
+    Column("payload", JSONB, nullable=False),
+    timestamp_column("created_at"),
+    timestamp_column("sent_at", nullable=True, default=False),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    UniqueConstraint("payment_id", "event_type", name="uq_outbox_payment_id_event_type"),
+    CheckConstraint("attempts >= 0", name="attempts_non_negative"),
+)
+# The relay scans unsent rows oldest first.
+Index("ix_outbox_unsent", outbox.c.created_at, postgresql_where=text("sent_at IS NULL"))
+
+saga_executions = Table(
+    "saga_executions",
+    metadata,
+    Column("execution_arn", Text, primary_key=True),
+    # No foreign key: an execution is recorded before ValidatePayment creates the payment row.
+    Column("payment_id", BigInteger, nullable=False, index=True),
+    Column("name", Text, nullable=False),
+    Column("input", JSONB, nullable=False),
+    Column("status", Text, nullable=False, server_default=text("'RUNNING'")),
+    Column("error", Text, nullable=True),
+    Column("cause", Text, nullable=True),
+    Column("history", JSONB, nullable=True),
+    timestamp_column("started_at"),
+    timestamp_column("stopped_at", nullable=True, default=False),
+    Column("replay_of", Text, ForeignKey("saga_executions.execution_arn"), nullable=True),
+    CheckConstraint(sql_in("status", EXECUTION_STATUSES), name="status"),
+)
+Index("ix_saga_executions_status_started_at", saga_executions.c.status, saga_executions.c.started_at)

@@ -10,7 +10,7 @@ NODE_STAMP := node_modules/.installed
 SIM_SEEDS ?= 400
 SIM_FROM ?= $(shell date +%Y%m%d)0000
 
-.PHONY: setup system-deps run test lint types contracts asl pytest bench simulate clean
+.PHONY: setup system-deps run test lint types contracts asl pytest bench simulate layer clean
 
 setup: system-deps $(PY_STAMP) $(NODE_STAMP)
 
@@ -46,6 +46,9 @@ pytest:
 
 simulate: setup
 	$(BIN)/paysaga simulate --jobs 2 --seeds $(SIM_SEEDS) --seed-from $(SIM_FROM)
+
+layer: setup
+	$(BIN)/python scripts/build_layer.py
 
 bench: setup
 	@for script in bench/*_bench.py; do echo "== $$script"; $(BIN)/python $$script; done

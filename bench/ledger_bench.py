@@ -33,9 +33,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from ledger.chart import ensure_chart, fees_revenue_code, gateway_clearing_code, merchant_payable_code
 from ledger.posting import INSERT_ENTRIES_SQL, post, reserve
 from local.migrate import upgrade
+from local.testing.servers import postgres_server
 from store.merchants import insert_merchant
 from store.payments import insert_payment
-from tests.support.servers import postgres_server
 
 CURRENCY = "EUR"
 PGLEDGER_TRANSFERS_PER_S = 10_600  # pgledger's README: 20 workers over 50 accounts, on the author's laptop

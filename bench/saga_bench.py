@@ -42,7 +42,7 @@ from report.plot import plot
 from report.sql_replay import Capture, Replayer, capturing
 
 from local.stack.state import load
-from tests.support.live import TEST_ENV, LiveStack, live_stack
+from local.testing.live import TEST_ENV, LiveStack, live_stack
 
 OUT = Path(__file__).resolve().parent / "out"
 STEPS = ("ValidatePayment", "ReserveBalance", "AuthorizeGateway", "CaptureOrVoid", "CommitLedger", "NotifyMerchant")

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import boto3
 from botocore.config import Config
 
 from core.settings import Settings
+
+# What a Lambda function's handler is, wherever one is passed around: handler(event, context) -> result.
+LambdaHandler = Callable[[Any, Any], Any]
 
 # Bounded everywhere: a stuck backend must not hang a payment forever.
 _DEFAULT_CONFIG = Config(connect_timeout=2, read_timeout=10, retries={"max_attempts": 3, "mode": "standard"},

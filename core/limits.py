@@ -4,9 +4,9 @@ at import (TigerBeetle's TIGER_STYLE: a limit is only as good as the relation th
 The runtime (core/settings.py defaults, core/db.py, steps/fence.py) and the CDK app (infra/) read their values from
 here. Two files cannot import it and so repeat values that tests check against this module:
 - ``statemachine.asl.json`` (each Task's ``TimeoutSeconds``, the machine's ``TimeoutSeconds``):
-  tests/unit/test_limits.py reads the file, checks it holds these values and relations, and computes the whole saga's
-  worst case from it;
-- the synthesized CDK template (each function's Timeout and environment): tests/infra/test_limits.py.
+  tests/unit/core/test_limits.py reads the file, checks it holds these values and relations, and computes the whole
+  saga's worst case from it;
+- the synthesized CDK template (each function's Timeout and environment): tests/unit/infra/test_limits.py.
 
 The limits of one payment, outermost first (values as of this writing; the asserts below are the contract):
 

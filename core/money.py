@@ -20,7 +20,15 @@ MAX_AMOUNT_MINOR: Final[int] = 100_000_000_000
 
 
 def is_currency(code: str) -> bool:
+    """A currency this service accepts (ISO 4217, upper case)."""
     return code in MINOR_UNIT_EXPONENT
+
+
+def check_currency_code(currency: str) -> None:
+    """ValueError naming the code unless it has the shape of an ISO 4217 code (three upper-case ASCII letters), as
+    the database's CHECK constraints require. Which codes the API accepts is is_currency's question."""
+    if len(currency) != 3 or not currency.isascii() or not currency.isupper() or not currency.isalpha():
+        raise ValueError(f"currency must be an ISO 4217 code like 'EUR' (got {currency!r})")
 
 
 def format_minor(amount_minor: int, currency: str) -> str:

@@ -68,8 +68,6 @@ class Settings(BaseSettings):
     # Gateway's integration timeout).
     lease_wait_ms: int = Field(default=limits.LEASE_WAIT_MS, ge=0, le=600_000, validation_alias="LEASE_WAIT_MS")
 
-    api_host: str = Field(default="127.0.0.1", validation_alias="PAYSAGA_API_HOST")
-    api_port: int = Field(default=8080, ge=1, le=65535, validation_alias="PAYSAGA_API_PORT")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", validation_alias="LOG_LEVEL")
 
     @field_validator("database_url")

@@ -1,7 +1,8 @@
 """The one Lambda code asset: the runtime packages of the repository, nothing else (no tests, venv, node_modules).
 
-Dependencies are not bundled here (bundling needs Docker): CI builds them into a layer zip for the Lambda runtime and
-passes it as context `dependencies_layer_zip`.
+Dependencies are not bundled here (bundling needs Docker): `scripts/build_layer.py` builds them into a layer zip for
+the Lambda runtime from pyproject.toml's runtime dependencies alone (the local tooling's are an extra) and prints its
+size; the deployment passes it as context `dependencies_layer_zip`.
 """
 
 from __future__ import annotations

@@ -1,14 +1,14 @@
 """The environment every function gets: exactly the variable names core/settings.py reads.
 
-One exception, DATABASE_SECRET_ARN: the database password never enters the environment; the function reads it from
-Secrets Manager at cold start and puts it into DATABASE_URL (see the report / core.settings change it needs).
+The database password never enters the environment: DATABASE_URL carries none, and core.db reads it from the Secrets
+Manager secret DATABASE_SECRET_ARN names (at connect, so a rotation reaches new connections).
 """
 
 from __future__ import annotations
 
 from typing import Final
 
-# Not read by core/settings.py yet: the Aurora-generated secret ({"username", "password", ...}) the password comes from.
+# The Aurora-generated secret ({"username", "password", ...}) the password comes from.
 DATABASE_SECRET_ARN: Final[str] = "DATABASE_SECRET_ARN"  # noqa: S105  (a variable name, not a secret)
 
 

@@ -16,7 +16,7 @@ from infra.code_asset import RUNTIME
 from infra.network import Network
 from steps import registry
 
-# Every limit below is core/limits.py's, where its relations are asserted (tests/infra/test_limits.py checks the
+# Every limit below is core/limits.py's, where its relations are asserted (tests/unit/infra/test_limits.py checks the
 # synthesized template against them).
 # A step does one bounded thing (gateway calls time out at GATEWAY_TIMEOUT_MS); Step Functions retries transients.
 STEP_TIMEOUT: Final[Duration] = Duration.seconds(limits.STEP_LAMBDA_TIMEOUT_S)
@@ -41,8 +41,10 @@ def lambda_handler(target: str) -> str:
 
 
 def is_compensation(target: str) -> bool:
-    """Forward steps export `handler`; compensations and recovery have their own names."""
-    return not target.endswith(":handler")
+    """Whether the registry's handler `target` compensates or recovers (by its declared role, never by its name):
+    sized from the compensation pool, never alarmed as a forward step."""
+    (role,) = {step.role for step in registry.STEPS.values() if step.handler == target}
+    return role is not registry.Role.FORWARD
 
 
 @dataclass(frozen=True)
@@ -80,7 +82,7 @@ def make_function(scope: Construct, construct_id: str, base: FunctionBase, *, na
     )
 
 
-class StepFunctions(Construct):
+class StepLambdas(Construct):
     """One function per registry entry, named registry.function_name(step)."""
 
     def __init__(self, scope: Construct, construct_id: str, base: FunctionBase, *, prefix: str,
@@ -88,7 +90,7 @@ class StepFunctions(Construct):
         super().__init__(scope, construct_id)
         self.by_step: dict[str, lambda_.Function] = {}
         for step, target in registry.HANDLERS.items():
-            compensation = is_compensation(target)
+            compensation = registry.STEPS[step].role is not registry.Role.FORWARD
             self.by_step[step] = make_function(
                 self, step, base,
                 name=registry.function_name(step, prefix),

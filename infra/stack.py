@@ -22,8 +22,7 @@ from infra.functions import (
     LEASE_WAIT_MS,
     FunctionBase,
     StartFunction,
-    StepFunctions,
-    is_compensation,
+    StepLambdas,
 )
 from infra.messaging import Messaging
 from infra.names import ResourceNames
@@ -71,7 +70,7 @@ class PaysagaStack(Stack):
         base = FunctionBase(code=runtime_code(), environment=environment, network=network,
                             layers=[layer] if layer is not None else [], log_retention=retention)
 
-        steps = StepFunctions(self, "Steps", base, prefix=config.prefix, step_concurrency=config.step_concurrency,
+        steps = StepLambdas(self, "Steps", base, prefix=config.prefix, step_concurrency=config.step_concurrency,
                               compensation_concurrency=config.compensation_concurrency)
         start = StartFunction(self, "Start", base, name=names.start_function,
                               reserved_concurrency=config.start_concurrency).function
@@ -92,8 +91,9 @@ class PaysagaStack(Stack):
             self, "Alarms",
             topic_name=names.alarm_topic, alarm_email=config.alarm_email,
             dlq=messaging.dlq, state_machine=saga.state_machine, api=api.api, start_function=start,
-            forward_steps={s: f for s, f in steps.by_step.items() if not is_compensation(registry.HANDLERS[s])},
-            compensations={s: f for s, f in steps.by_step.items() if is_compensation(registry.HANDLERS[s])},
+            forward_steps={s: f for s, f in steps.by_step.items() if s in registry.with_role(registry.Role.FORWARD)},
+            compensations={s: f for s, f in steps.by_step.items()
+                           if s in registry.with_role(registry.Role.COMPENSATION, registry.Role.RECOVERY)},
         )
 
         CfnOutput(self, "ApiUrl", value=api.api.url)

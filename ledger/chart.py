@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, select
 from sqlalchemy.dialects.postgresql import insert
 
+from core.money import check_currency_code
 from ledger.schema import accounts
 
 
@@ -76,7 +77,7 @@ def ensure_chart(conn: Connection, *, merchant_id: str, gateway: str, currency: 
     The merchant payable (what we owe the merchant) is credit-normal and flagged debits_must_not_exceed_credits:
     the database refuses any state where it goes below zero.
     """
-    _check_currency(currency)
+    _check_currency_code(currency)
     codes = (
         merchant_payable_code(merchant_id, currency),
         gateway_clearing_code(gateway, currency),
@@ -107,6 +108,5 @@ def ensure_chart(conn: Connection, *, merchant_id: str, gateway: str, currency: 
     return Chart(currency, payable, clearing, fees)
 
 
-def _check_currency(currency: str) -> None:
-    if len(currency) != 3 or not currency.isascii() or not currency.isupper() or not currency.isalpha():
-        raise ValueError(f"currency must be an ISO 4217 code like 'EUR', got {currency!r}")
+def _check_currency_code(currency: str) -> None:
+    check_currency_code(currency)

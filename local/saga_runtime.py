@@ -10,6 +10,7 @@ from typing import Any
 
 from core.settings import Settings
 from local.asl import LocalStepFunctions
+from local.aws_names import LOCAL_ACCOUNT, LOCAL_REGION
 from saga.bootstrap import IdSource, Services, bootstrap
 from saga.idempotency import IdempotencyGate
 from saga.sfn import StepFunctions
@@ -17,9 +18,6 @@ from steps import registry
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 STATE_MACHINE_FILE = PROJECT_ROOT / "statemachine.asl.json"
-# Off AWS the ARNs still need a region and an account: these, everywhere the local runtime names one.
-LOCAL_REGION = "eu-west-1"
-LOCAL_ACCOUNT = "000000000000"
 LOCAL_STATE_MACHINE_NAME = "paysaga-payment-saga"
 
 

@@ -17,6 +17,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from sqlalchemy.exc import SQLAlchemyError
 
+from core.aws import LambdaHandler
 from core.settings import SettingsError, settings
 from saga.api.answers import payment_answer
 from saga.api.errors import ApiError, error_response, json_response
@@ -28,9 +29,8 @@ from saga.start import Answered, BackendUnavailable, KeyInFlight, KeyReused, sta
 from store.merchants import Merchant
 from store.payments import get_payment
 
-__all__ = ["Handler", "build_resolver", "handler", "make_handler", "shutdown"]
+__all__ = ["build_resolver", "handler", "make_handler", "shutdown"]
 
-Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 logger = Logger(service="paysaga-start")
 RETRY_AFTER_S = 2
 _PAYMENT_ID = re.compile(r"^[0-9]{1,19}$")
@@ -138,7 +138,7 @@ def build_resolver(services: Callable[[], Services]) -> APIGatewayRestResolver:
     return app
 
 
-def make_handler(services: Services) -> Handler:
+def make_handler(services: Services) -> LambdaHandler:
     """A Lambda-shaped handler over these services. The resolver keeps the request being handled on itself, so a
     server that calls from several threads gets one resolver per thread."""
     per_thread = threading.local()

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -22,8 +21,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 from ulid import ULID
 
-from core.aws import client
-from core.settings import Settings
+from core.clock import ClockMs, wall_clock_ms
 
 IN_PROGRESS = "IN_PROGRESS"
 COMPLETED = "COMPLETED"
@@ -34,11 +32,6 @@ MAX_KEY_LENGTH = 255
 # Rounds of put / read / take-over in one begin(); each lost round means another request changed the record.
 MAX_BEGIN_ROUNDS = 4
 
-ClockMs = Callable[[], int]
-
-
-def wall_clock_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 class InvalidIdempotencyKeyError(ValueError):
@@ -132,10 +125,6 @@ class IdempotencyGate:
         self._in_progress_ttl_ms = in_progress_ttl_ms
         self._record_ttl_s = record_ttl_s
         self._clock_ms = clock_ms
-
-    @classmethod
-    def from_settings(cls, settings: Settings, **kwargs: Any) -> IdempotencyGate:
-        return cls(client("dynamodb", settings), settings.idempotency_table, **kwargs)
 
     # -- begin --------------------------------------------------------------------------------------------------
 

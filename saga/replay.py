@@ -12,13 +12,14 @@ from ulid import ULID
 from saga.bootstrap import Services
 from saga.execution import PaymentBusyError, run_execution
 from steps.contract import ExecutionInput
-from store.executions import Execution, get_execution
+from store.executions import ExecutionRecord, get_execution
+from store.lifecycle import PaymentStatus as Status
 from store.payments import get_payment
 
 __all__ = ["NOTHING_TO_REPLAY", "ReplayError", "ReplayOutcome", "replay"]
 
 # A payment in one of these is finished for the saga: replaying it would change nothing.
-NOTHING_TO_REPLAY = frozenset({"succeeded"})
+NOTHING_TO_REPLAY = frozenset({Status.SUCCEEDED})
 
 
 class ReplayError(RuntimeError):
@@ -35,7 +36,7 @@ class ReplayOutcome:
 
 def replay(services: Services, execution_arn: str) -> ReplayOutcome:
     with services.engine.connect() as conn:
-        original: Execution | None = get_execution(conn, execution_arn=execution_arn)
+        original: ExecutionRecord | None = get_execution(conn, execution_arn=execution_arn)
         if original is None:
             raise ReplayError(f"no recorded execution {execution_arn}")
         payment = get_payment(conn, payment_id=original.payment_id)

@@ -19,16 +19,9 @@ from types import TracebackType
 from typing import NamedTuple
 
 from core.aws import client
+from core.clock import ClockMs, wall_clock_ms
 from core.settings import Settings
-from saga.worker_slots import (
-    DEFAULT_LEASE_MS,
-    SLOT_BITS,
-    SLOT_COUNT,
-    ClockMs,
-    Lease,
-    WorkerSlots,
-    wall_clock_ms,
-)
+from saga.worker_slots import DEFAULT_LEASE_MS, SLOT_BITS, SLOT_COUNT, Lease, WorkerSlots
 
 log = logging.getLogger(__name__)
 

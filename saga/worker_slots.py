@@ -12,13 +12,13 @@ from __future__ import annotations
 import os
 import random
 import socket
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
 from ulid import ULID
+
+from core.clock import ClockMs, wall_clock_ms
 
 SLOT_BITS = 10
 SLOT_COUNT = 1 << SLOT_BITS  # 1024
@@ -28,12 +28,6 @@ DEFAULT_PROBE_LIMIT = 16
 # A scan of 1024 small items is a page or two; the bound only guards against a runaway pagination loop.
 MAX_SCAN_PAGES = 64
 
-ClockMs = Callable[[], int]
-
-
-def wall_clock_ms() -> int:
-    """Milliseconds since the Unix epoch from the wall clock (leases are compared across processes)."""
-    return time.time_ns() // 1_000_000
 
 
 class WorkerSlotsExhaustedError(RuntimeError):

@@ -22,12 +22,13 @@ from steps.gateway.port import (
     GatewayOutcomeUnknown,
     GatewayRejected,
     GatewayStatus,
+    GatewayUnreachable,
     PaymentSnapshot,
 )
-from steps.gateway.port import GatewayUnavailable as GatewayDown
 from steps.payment_state import check_lease, claim, load, move, refuse_if_failed
 from steps.runtime import StepInput, StepResult, logger, step
 from store import lifecycle
+from store.lifecycle import PaymentStatus as Status
 
 # At the gateway these mean an authorization exists (or existed and moved on).
 _AUTHORIZED_AT_GATEWAY = frozenset({GatewayStatus.AUTHORIZED, GatewayStatus.CAPTURED, GatewayStatus.CAPTURE_SUBMITTED,
@@ -70,7 +71,7 @@ def _authorize(data: StepInput) -> StepResult:
                 snapshot = _resolve_unknown(gateway, payment_key)
                 status, reference = snapshot.status, snapshot.gateway_reference
                 reason, detail = snapshot.decline_reason, None
-            except GatewayDown as error:
+            except GatewayUnreachable as error:
                 raise GatewayUnavailable(f"the gateway is unavailable: {error}") from error
             except GatewayRejected as error:
                 # The gateway refused the request itself (e.g. an unknown card token): a decline for the customer;
@@ -87,8 +88,8 @@ def _authorize(data: StepInput) -> StepResult:
                 # Failed meanwhile (a replay of a failed payment): the Catch voids what we just authorized.
                 refuse_if_failed(current)
                 if current.gateway_reference is None:
-                    move(conn, current, "authorized" if current.status == "reserved" else current.status, data,
-                         gateway_reference=reference)
+                    to_status = Status.AUTHORIZED if current.status == Status.RESERVED else current.status
+                    move(conn, current, to_status, data, gateway_reference=reference)
     except FenceUnavailable as error:
         raise TransientError(f"no fence, no gateway call: {error}") from error
     return {"gateway_reference": reference, "replayed": False}
@@ -97,7 +98,7 @@ def _authorize(data: StepInput) -> StepResult:
 handler = _authorize
 
 
-def void_at_gateway(gateway: Gateway, payment_id: str) -> str:
+def cancel_at_gateway(gateway: Gateway, payment_id: str) -> str:
     """Cancel the authorization if the gateway holds one; what happened, in a word. Asks the gateway first, since
     an authorization may exist that we never recorded (an unknown outcome, a crash after the gateway answered)."""
     snapshot = gateway.lookup(payment_id=payment_id)
@@ -110,12 +111,12 @@ def void_at_gateway(gateway: Gateway, payment_id: str) -> str:
     if snapshot.status is not GatewayStatus.AUTHORIZED and snapshot.status is not GatewayStatus.CAPTURE_FAILED:
         return f"not_voidable_{snapshot.status.value}"  # refunded: RefundCapture already gave the money back
     try:
-        gateway.void(payment_id=payment_id, gateway_reference=snapshot.gateway_reference)
+        gateway.cancel(payment_id=payment_id, gateway_reference=snapshot.gateway_reference)
     except GatewayRejected:
         return "nothing_to_void"  # the gateway says there is no open authorization left
     except GatewayOutcomeUnknown as error:
         raise TransientError(f"void of {payment_id}: outcome unknown; retrying with the same key") from error
-    except GatewayDown as error:
+    except GatewayUnreachable as error:
         raise TransientError(f"void of {payment_id}: gateway unavailable") from error
     return "voided"
 
@@ -127,16 +128,16 @@ def _void(data: StepInput) -> StepResult:
     check_lease(recorded, data)  # a superseded execution voids nothing
     if recorded.status in lifecycle.CAPTURE_STANDS:  # past the pivot: nothing of it is ours to void
         return {"outcome": f"not_voidable_{recorded.status}"}
-    outcome = void_at_gateway(deps.gateway(), str(data.payment_id))
+    outcome = cancel_at_gateway(deps.gateway(), str(data.payment_id))
     with deps.engine().begin() as conn:
         payment = claim(conn, data)
         # Recorded from the gateway's answer, not from whether this run voided: a run that voided and died before
         # recording it leaves the next run "nothing_to_void", and the status must still say so.
         no_open_authorization = outcome == "voided" or (outcome == "nothing_to_void"
                                                          and payment.gateway_reference is not None)
-        if no_open_authorization and payment.status in ("reserved", "authorized", "capture_failed",
-                                                        "needs_attention"):
-            move(conn, payment, "voided", data)
+        if no_open_authorization and payment.status in (Status.RESERVED, Status.AUTHORIZED, Status.CAPTURE_FAILED,
+                                                        Status.NEEDS_ATTENTION):
+            move(conn, payment, Status.VOIDED, data)
     return {"outcome": outcome}
 
 

@@ -8,14 +8,14 @@ Past this step the saga recovers forward: an infrastructure failure here is retr
 from __future__ import annotations
 
 from steps import deps
-from steps.authorize import void_at_gateway
+from steps.authorize import cancel_at_gateway
 from steps.errors import CaptureFailed, CapturePending, TransientError
 from steps.fraud import decision_for
-from steps.gateway.port import Gateway, GatewayOutcomeUnknown, GatewayRejected, GatewayStatus
-from steps.gateway.port import GatewayUnavailable as GatewayDown
+from steps.gateway.port import Gateway, GatewayOutcomeUnknown, GatewayRejected, GatewayStatus, GatewayUnreachable
 from steps.payment_state import check_lease, claim, load, move
 from steps.runtime import StepInput, StepResult, step
 from store import lifecycle
+from store.lifecycle import PaymentStatus as Status
 from store.payments import Payment
 
 
@@ -29,13 +29,13 @@ def _record(data: StepInput, to_status: str, **fields: object) -> None:
 def _settle(data: StepInput, payment: Payment, status: GatewayStatus, amount_minor: int) -> StepResult:
     """Record what the gateway says of the capture; raise where the saga must wait or turn back."""
     if status is GatewayStatus.CAPTURED:
-        _record(data, "captured", captured_amount_minor=amount_minor)
+        _record(data, Status.CAPTURED, captured_amount_minor=amount_minor)
         return {"action": "captured", "captured_amount_minor": amount_minor}
     if status is GatewayStatus.CAPTURE_SUBMITTED:
-        _record(data, "capture_submitted")
+        _record(data, Status.CAPTURE_SUBMITTED)
         raise CapturePending(f"capture of {payment.id} acknowledged by the gateway; awaiting its confirmation")
     if status is GatewayStatus.CAPTURE_FAILED:
-        _record(data, "capture_failed")
+        _record(data, Status.CAPTURE_FAILED)
         raise CaptureFailed(f"the gateway refused the capture of payment {payment.id}")
     if status is GatewayStatus.AUTHORIZED:
         raise TransientError(f"capture of {payment.id} not taken by the gateway yet; retrying with the same key")
@@ -44,7 +44,7 @@ def _settle(data: StepInput, payment: Payment, status: GatewayStatus, amount_min
 
 def _capture(data: StepInput, gateway: Gateway, payment: Payment, amount_minor: int) -> StepResult:
     key = str(payment.id)
-    if payment.status == "capture_submitted":  # acknowledged earlier: ask how it ended
+    if payment.status == Status.CAPTURE_SUBMITTED:  # acknowledged earlier: ask how it ended
         snapshot = gateway.lookup(payment_id=key)
         if snapshot is None:
             raise TransientError(f"the gateway does not know payment {key}")
@@ -58,7 +58,7 @@ def _capture(data: StepInput, gateway: Gateway, payment: Payment, amount_minor: 
         if snapshot is not None and snapshot.status in (GatewayStatus.VOIDED, GatewayStatus.DECLINED):
             # The authorization is gone (a compensation voided it before its process died): nothing can be
             # captured, so turn back (release the reservation, fail the payment) instead of parking forever.
-            _record(data, "capture_failed")
+            _record(data, Status.CAPTURE_FAILED)
             raise CaptureFailed(f"the authorization of payment {key} is {snapshot.status.value}") from None
         raise
     except GatewayOutcomeUnknown:
@@ -66,7 +66,7 @@ def _capture(data: StepInput, gateway: Gateway, payment: Payment, amount_minor: 
         if snapshot is None:
             raise TransientError(f"the gateway does not know payment {key}") from None
         return _settle(data, payment, snapshot.status, snapshot.captured_minor or amount_minor)
-    except GatewayDown as error:
+    except GatewayUnreachable as error:
         raise TransientError(f"capture of {key}: gateway unavailable") from error
     return _settle(data, payment, answer.status, answer.amount_minor)
 
@@ -79,9 +79,9 @@ def _capture_or_void(data: StepInput) -> StepResult:
         return {"action": "captured", "captured_amount_minor": payment.captured_amount_minor, "replayed": True}
     check_lease(payment, data)  # the gateway is asked only by the execution that holds the payment
     if payment.fraud_score is not None and decision_for(payment.fraud_score) == "review":
-        outcome = void_at_gateway(deps.gateway(), str(payment.id))
-        if payment.status in ("authorized", "needs_attention"):
-            _record(data, "voided")
+        outcome = cancel_at_gateway(deps.gateway(), str(payment.id))
+        if payment.status in (Status.AUTHORIZED, Status.NEEDS_ATTENTION):
+            _record(data, Status.VOIDED)
         return {"action": "voided", "review": True, "outcome": outcome}
     if payment.status in lifecycle.FAILED:
         # Failed before (a replay of a failed payment): capture nothing; the Catch voids what may be left.
@@ -102,7 +102,7 @@ def _refund(data: StepInput) -> StepResult:
     check_lease(payment, data)
     if payment.captured_amount_minor is None:
         return {"outcome": "nothing_captured"}
-    if payment.status == "refunded":
+    if payment.status == Status.REFUNDED:
         return {"outcome": "refunded", "refunded_minor": payment.captured_amount_minor, "replayed": True}
     if payment.status in lifecycle.FINAL:  # succeeded: another execution finished it; never refunded from here
         return {"outcome": f"not_refundable_{payment.status}"}
@@ -115,9 +115,9 @@ def _refund(data: StepInput) -> StepResult:
         snapshot = gateway.lookup(payment_id=key)
         if snapshot is None or snapshot.refunded_minor < payment.captured_amount_minor:
             raise TransientError(f"refund of {key}: outcome unknown; retrying with the same key") from None
-    except GatewayDown as error:
+    except GatewayUnreachable as error:
         raise TransientError(f"refund of {key}: gateway unavailable") from error
-    _record(data, "refunded")
+    _record(data, Status.REFUNDED)
     return {"outcome": "refunded", "refunded_minor": payment.captured_amount_minor}
 
 

@@ -16,6 +16,7 @@ from steps.fraud import decision_for
 from steps.payment_state import claim, move
 from steps.runtime import StepInput, StepResult, step
 from store import lifecycle
+from store.lifecycle import PaymentStatus as Status
 from store.outbox import insert_event
 from store.payments import Payment
 from store.results import Reason
@@ -39,11 +40,11 @@ def event_payload(payment: Payment, event_type: str, fee: int) -> dict[str, Any]
 def _commit(data: StepInput) -> StepResult:
     with deps.engine().begin() as conn:
         payment = claim(conn, data)
-        if payment.status == "voided" and payment.fraud_score is not None \
+        if payment.status == Status.VOIDED and payment.fraud_score is not None \
                 and decision_for(payment.fraud_score) == "review":
             # Held for review: nothing was captured, so the reservation is released, in the same transaction.
             void(conn, payment_id=payment.id)
-            move(conn, payment, "review", data)
+            move(conn, payment, Status.REVIEW, data)
             insert_event(conn, event_id=str(ULID()), payment_id=payment.id, event_type="payment.review",
                          payload=event_payload(payment, "payment.review", 0))
             return {"status": "review"}
@@ -53,8 +54,8 @@ def _commit(data: StepInput) -> StepResult:
         result = post(conn, payment_id=payment.id, amount_minor=payment.captured_amount_minor, fee_minor=fee)
         if not result.in_effect:
             raise CommitRejected(f"the ledger refused to post payment {payment.id}: {result.reason}")
-        if payment.status not in ("committed", "succeeded"):
-            move(conn, payment, "committed", data)
+        if payment.status not in (Status.COMMITTED, Status.SUCCEEDED):
+            move(conn, payment, Status.COMMITTED, data)
         insert_event(conn, event_id=str(ULID()), payment_id=payment.id, event_type="payment.succeeded",
                      payload=event_payload(payment, "payment.succeeded", result.fee_minor))
     return {"status": "committed", "transaction_id": result.transaction_id, "fee_minor": result.fee_minor,

@@ -10,6 +10,7 @@ from sqlalchemy import Connection
 from steps import deps
 from steps.payment_state import check_lease, claim, load, move
 from steps.runtime import StepInput, StepResult, step
+from store.lifecycle import PaymentStatus as Status
 from store.outbox import OutboxEvent, get_event, mark_sent, record_attempt
 
 
@@ -18,7 +19,7 @@ def _event(data: StepInput) -> tuple[str, OutboxEvent]:
     with deps.engine().connect() as conn:
         payment = load(conn, payment_id)
         check_lease(payment, data)
-        event_type = "payment.review" if payment.status == "review" else "payment.succeeded"
+        event_type = "payment.review" if payment.status == Status.REVIEW else "payment.succeeded"
         event = get_event(conn, payment_id=payment_id, event_type=event_type)
     if event is None:
         raise ValueError(f"payment {payment_id} has no {event_type} event: CommitLedger writes it")
@@ -28,8 +29,8 @@ def _event(data: StepInput) -> tuple[str, OutboxEvent]:
 def _finish(conn: Connection, data: StepInput) -> None:
     """committed -> succeeded (a payment held for review stays in review)."""
     payment = claim(conn, data)
-    if payment.status == "committed":
-        move(conn, payment, "succeeded", data)
+    if payment.status == Status.COMMITTED:
+        move(conn, payment, Status.SUCCEEDED, data)
 
 
 @step("NotifyMerchant")

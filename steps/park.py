@@ -7,6 +7,7 @@ from steps import deps
 from steps.payment_state import claim, move
 from steps.runtime import StepInput, StepResult, step
 from store import lifecycle
+from store.lifecycle import PaymentStatus as Status
 
 
 @step("ParkPayment")
@@ -16,8 +17,8 @@ def _park(data: StepInput) -> StepResult:
     with deps.engine().begin() as conn:
         payment = claim(conn, data)
         if payment.status in lifecycle.EXECUTION_TERMINAL:  # finished (parking would lose that), or parked
-            return {"status": payment.status, "parked": payment.status == "needs_attention"}
-        move(conn, payment, "needs_attention", data, failure_code=code,
+            return {"status": payment.status, "parked": payment.status == Status.NEEDS_ATTENTION}
+        move(conn, payment, Status.NEEDS_ATTENTION, data, failure_code=code,
              failure_message=f"parked after {code} while {payment.status}; replay finishes it")
     return {"status": "needs_attention", "parked": True}
 

@@ -18,7 +18,7 @@ from steps.errors import TransientError
 logger = Logger(service="paysaga-steps")
 
 StepResult = dict[str, Any]
-Handler = Callable[[dict[str, Any], Any], StepResult]
+StepHandler = Callable[[dict[str, Any], Any], StepResult]
 
 
 @dataclass(frozen=True)
@@ -46,10 +46,10 @@ def parse_input(event: dict[str, Any]) -> StepInput:
     )
 
 
-def step(name: str) -> Callable[[Callable[[StepInput], StepResult]], Handler]:
+def step(name: str) -> Callable[[Callable[[StepInput], StepResult]], StepHandler]:
     """Make a Lambda handler of a function of the step's input."""
 
-    def wrap(body: Callable[[StepInput], StepResult]) -> Handler:
+    def wrap(body: Callable[[StepInput], StepResult]) -> StepHandler:
         @functools.wraps(body)
         def handler(event: dict[str, Any], context: Any) -> StepResult:
             step_input = parse_input(event)

@@ -17,6 +17,7 @@ from steps.fraud import assess, decision_for
 from steps.payment_state import claim, move, refuse_if_failed
 from steps.runtime import StepInput, StepResult, step
 from store import lifecycle
+from store.lifecycle import PaymentStatus as Status
 from store.merchants import get_merchant
 
 # Outcomes of validation: the payment is refused outright ("rejected"), not failed along the way.
@@ -41,7 +42,7 @@ def _validate(data: StepInput) -> StepResult:
         assessment = assess(conn, payment)
         if assessment.decision == "reject":
             raise FraudRejected(f"fraud score {assessment.score}: " + "; ".join(assessment.reasons))
-        move(conn, payment, "validated", data, fraud_score=assessment.score)
+        move(conn, payment, Status.VALIDATED, data, fraud_score=assessment.score)
     return {"decision": assessment.decision, "fraud_score": assessment.score, "reasons": list(assessment.reasons)}
 
 
@@ -80,13 +81,13 @@ def _reject(data: StepInput) -> StepResult:
         if payment.status in lifecycle.FAILED and payment.failure_code:
             return {"error": payment.failure_code, "cause": payment.failure_message or payment.failure_code}
         error, cause = outcome_of(data.error)
-        if payment.status == "refunded":  # captured, then given back in full: keep it refunded, record why
-            move(conn, payment, "refunded", data, failure_code=error, failure_message=cause)
+        if payment.status == Status.REFUNDED:  # captured, then given back in full: keep it refunded, record why
+            move(conn, payment, Status.REFUNDED, data, failure_code=error, failure_message=cause)
             return {"error": error, "cause": cause}
         if payment.status not in lifecycle.REJECTABLE or payment.captured_amount_minor is not None:
             raise ExecutionSuperseded(
                 f"payment {payment.id} is {payment.status}: it is not this compensation's to fail ({error} leaves it)")
-        move(conn, payment, "rejected" if error in _REJECTIONS else "failed", data, failure_code=error,
+        move(conn, payment, Status.REJECTED if error in _REJECTIONS else Status.FAILED, data, failure_code=error,
              failure_message=cause)
     return {"error": error, "cause": cause}
 

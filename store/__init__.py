@@ -4,13 +4,13 @@ the outbox and the saga executions. Where a payment row is written: store.paymen
 All functions take a SQLAlchemy Connection whose transaction the caller owns, are keyword-only and idempotent.
 """
 
-from store.executions import Execution, finish_execution, get_execution, insert_execution, list_executions
+from store.executions import ExecutionRecord, finish_execution, get_execution, insert_execution, list_executions
 from store.outbox import OutboxEvent, get_event, insert_event, mark_sent, record_attempt, unsent_events
 from store.payments import Payment, get_payment, insert_payment, transition_payment
 from store.results import Reason, TransitionResult, WriteResult
 
 __all__ = [
-    "Execution",
+    "ExecutionRecord",
     "OutboxEvent",
     "Payment",
     "Reason",

@@ -17,7 +17,7 @@ MAX_LIST = 1000
 
 
 @dataclass(frozen=True, slots=True)
-class Execution:
+class ExecutionRecord:
     execution_arn: str
     payment_id: int
     name: str
@@ -75,20 +75,20 @@ def finish_execution(
     return WriteResult(False, Reason.ALREADY_APPLIED if exists else Reason.NOT_FOUND)
 
 
-def get_execution(conn: Connection, *, execution_arn: str) -> Execution | None:
+def get_execution(conn: Connection, *, execution_arn: str) -> ExecutionRecord | None:
     row = (
         conn.execute(select(saga_executions).where(saga_executions.c.execution_arn == execution_arn)).mappings().first()
     )
-    return None if row is None else Execution(**dict(row))
+    return None if row is None else ExecutionRecord(**dict(row))
 
 
 def list_executions(
     conn: Connection, *, status: str | None = None, payment_id: int | None = None, limit: int = 100
-) -> list[Execution]:
+) -> list[ExecutionRecord]:
     """Newest first, at most `limit` (<= MAX_LIST)."""
     query = select(saga_executions).order_by(saga_executions.c.started_at.desc()).limit(min(max(limit, 1), MAX_LIST))
     if status is not None:
         query = query.where(saga_executions.c.status == status)
     if payment_id is not None:
         query = query.where(saga_executions.c.payment_id == payment_id)
-    return [Execution(**dict(row)) for row in conn.execute(query).mappings()]
+    return [ExecutionRecord(**dict(row)) for row in conn.execute(query).mappings()]

@@ -9,6 +9,7 @@ captured amount.
 
 from __future__ import annotations
 
+import enum
 from typing import Final
 
 __all__ = [
@@ -22,28 +23,34 @@ __all__ = [
     "PAST_PIVOT",
     "PAYMENT_STATUSES",
     "REJECTABLE",
+    "RELEASABLE",
     "TRANSITIONS",
+    "PaymentStatus",
     "allowed",
 ]
 
-PAYMENT_STATUSES: Final[tuple[str, ...]] = (
-    "created",
-    "validated",
-    "reserved",
-    "authorized",
-    "captured",
-    "capture_submitted",
-    "capture_failed",
-    "committed",
-    "succeeded",
-    "rejected",
-    "released",
-    "voided",
-    "refunded",
-    "failed",
-    "needs_attention",
-    "review",
-)
+class PaymentStatus(enum.StrEnum):
+    """Every status a payment can be in; a str, so it is what the database stores and the API shows."""
+
+    CREATED = "created"
+    VALIDATED = "validated"
+    RESERVED = "reserved"
+    AUTHORIZED = "authorized"
+    CAPTURED = "captured"
+    CAPTURE_SUBMITTED = "capture_submitted"
+    CAPTURE_FAILED = "capture_failed"
+    COMMITTED = "committed"
+    SUCCEEDED = "succeeded"
+    REJECTED = "rejected"
+    RELEASED = "released"
+    VOIDED = "voided"
+    REFUNDED = "refunded"
+    FAILED = "failed"
+    NEEDS_ATTENTION = "needs_attention"
+    REVIEW = "review"
+
+
+PAYMENT_STATUSES: Final[tuple[str, ...]] = tuple(PaymentStatus)
 
 # The business outcomes of a payment that ended without money moving: the merchant is answered 402.
 FAILED: Final = frozenset({"rejected", "failed", "refunded"})
@@ -63,6 +70,8 @@ CAPTURE_STANDS: Final = PAST_PIVOT - {"refunded"}
 REJECTABLE: Final = frozenset({"created", "validated", "released", "voided", "needs_attention"})
 # The only statuses a row that records a captured amount may be in (a CHECK constraint of the payments table).
 HOLDS_CAPTURE: Final = frozenset({"captured", "committed", "succeeded", "refunded", "needs_attention"})
+# Where ReleaseReservation's release of the ledger's reservation also moves the payment to `released`.
+RELEASABLE: Final = frozenset({"validated", "reserved", "authorized", "voided", "capture_failed", "needs_attention"})
 # The capture's outcome is known at the gateway (the async model's `capture_submitted` is not).
 CAPTURE_RESOLVED: Final = frozenset({"captured", "capture_failed"})
 

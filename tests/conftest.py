@@ -13,11 +13,10 @@ import pytest
 import redis as redis_lib
 
 from core.settings import Settings, settings
-from tests.support import servers
-from tests.support.live import LiveStack, live_stack
+from local.testing import servers
+from local.testing.live import LiveStack, live_stack
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-ORACLES = PROJECT_ROOT.parent / "shared" / "oracles"
 TEMPLATE_DB = "paysaga_template"
 _db_counter = itertools.count()
 

@@ -4,12 +4,11 @@ Step Functions client, so the project's workflow runs the same definition locall
 from local.asl.client import LocalStepFunctions
 from local.asl.clock import Clock, ManualClock, SystemClock
 from local.asl.definition import DefinitionError, StateMachine, load_definition
-from local.asl.lambda_invoke import Handler, LambdaContext, Resolver
+from local.asl.lambda_invoke import LambdaContext, Resolver
 
 __all__ = [
     "Clock",
     "DefinitionError",
-    "Handler",
     "LambdaContext",
     "LocalStepFunctions",
     "ManualClock",

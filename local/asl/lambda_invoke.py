@@ -11,10 +11,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.aws import LambdaHandler
 from local.asl.errors import StatesError
 
-Handler = Callable[[Any, Any], Any]
-Resolver = Callable[[str], Handler]
+Resolver = Callable[[str], LambdaHandler]
 
 _MEMORY_MB = 128
 
@@ -76,7 +76,7 @@ def _marshal_error(exc: Exception, request_id: str) -> dict[str, Any]:
             "requestId": request_id, "stackTrace": []}
 
 
-def invoke(handler: Handler, event_json: str, context: LambdaContext) -> Any:
+def invoke(handler: LambdaHandler, event_json: str, context: LambdaContext) -> Any:
     """Run handler on a fresh copy of the event and return its JSON-round-tripped result.
     Raises LambdaFunctionError as Lambda reports a function error."""
     event = json.loads(event_json)

@@ -6,32 +6,20 @@ from __future__ import annotations
 import base64
 import time
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
-LAMBDA_TIMEOUT_MS = 330_000  # above the 5-minute Express ceiling, as the CDK stack configures the start function
+from core import limits
+from local.asl.lambda_invoke import LambdaContext
+from local.aws_names import lambda_arn
 
-
-@dataclass(frozen=True)
-class LambdaContext:
-    """The attributes of the Lambda context object our handlers and Powertools read."""
-
-    function_name: str
-    aws_request_id: str
-    deadline_monotonic_s: float
-    memory_limit_in_mb: int = 1024
-    function_version: str = "$LATEST"
-
-    @property
-    def invoked_function_arn(self) -> str:
-        return f"arn:aws:lambda:eu-west-1:000000000000:function:{self.function_name}"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self.deadline_monotonic_s - time.monotonic()) * 1000))
+LAMBDA_TIMEOUT_MS = limits.START_FUNCTION_TIMEOUT_S * 1_000  # as the CDK stack configures the start function
 
 
 def new_context(function_name: str, timeout_ms: int = LAMBDA_TIMEOUT_MS) -> LambdaContext:
-    return LambdaContext(function_name, str(uuid.uuid4()), time.monotonic() + timeout_ms / 1000)
+    """The context the start function's handler gets (the local runtime's own, as a Task's function gets it)."""
+    return LambdaContext(function_name=function_name, invoked_function_arn=lambda_arn(function_name),
+                         aws_request_id=str(uuid.uuid4()), deadline_monotonic_s=time.monotonic() + timeout_ms / 1000,
+                         monotonic=time.monotonic)
 
 
 def to_event(

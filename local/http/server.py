@@ -13,10 +13,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from core.aws import LambdaHandler
 from core.settings import settings
 from local.http.apigateway import from_result, new_context, to_event
 from local.saga_runtime import local_services
-from saga.handler import Handler, make_handler
+from saga.handler import make_handler
 
 MAX_BODY_BYTES = 1_048_576  # API Gateway refuses far larger; the handler applies the API's own, smaller limit
 
@@ -33,7 +34,7 @@ async def _bounded_body(request: Request) -> bytes | None:
     return b"".join(chunks)
 
 
-def build_app(handler: Handler, on_shutdown: Callable[[], None] | None = None) -> Starlette:
+def build_app(handler: LambdaHandler, on_shutdown: Callable[[], None] | None = None) -> Starlette:
     target = handler
 
     async def health(_: Request) -> Response:

@@ -36,7 +36,7 @@ from local.simulate.world import Backends
 from local.stack import local
 
 # Short client timeouts: gateway timeouts are injected on purpose, and a dead holder's key must expire quickly (the
-# execution lease no longer than the key's hold, as settings require; the same values as tests/support/live.py).
+# execution lease no longer than the key's hold, as settings require; the same values as local/testing/live.py).
 SIM_ENV = {"GATEWAY_TIMEOUT_MS": "300", "IDEMPOTENCY_IN_PROGRESS_TTL_MS": "6000", "EXECUTION_LEASE_MS": "6000",
            "LEASE_WAIT_MS": "3000", "LOG_LEVEL": "ERROR"}
 BACKEND_VARS = ("DATABASE_URL", "REDIS_URL", "AWS_ENDPOINT_URL", "SANDBOX_GATEWAY_URL", "STATE_MACHINE_ARN")

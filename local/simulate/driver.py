@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from core.aws import LambdaHandler
 from local.http.apigateway import new_context, to_event
 from local.simulate import checks
 from local.simulate.checks import Checkpoint, Violation
@@ -22,7 +23,7 @@ from local.simulate.world import Backends, HolderDiedError, Outcome, RequestPlan
 from saga import idempotency
 from saga.api.request import parse_body
 from saga.bootstrap import bootstrap
-from saga.handler import Handler, make_handler
+from saga.handler import make_handler
 from saga.merchant_keys import create_merchant
 from saga.replay import ReplayError, replay
 from store import lifecycle
@@ -122,7 +123,7 @@ class SeedRun:
     def _plan(self) -> Plan:
         return plan_for(self.rng, self.more_rng) if self.rng.random() < self.config.fault_probability else Plan()
 
-    def _post(self, handler: Handler, key: str | None, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    def _post(self, handler: LambdaHandler, key: str | None, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         headers = [("Authorization", f"Bearer {self.api_key}"), ("Content-Type", "application/json")]
         if key is not None:
             headers.append(("Idempotency-Key", key))

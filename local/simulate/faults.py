@@ -27,16 +27,13 @@ import psycopg
 from sqlalchemy import Engine, event
 from sqlalchemy.engine import Connection
 
+from core.aws import LambdaHandler
 from local.saga_runtime import resolve_handler
 from steps import registry
 
-Handler = Callable[[Any, Any], Any]
-
-FORWARD_STEPS = ("ValidatePayment", "ReserveBalance", "AuthorizeGateway", "CaptureOrVoid", "CommitLedger",
-                 "NotifyMerchant")
-COMPENSATIONS = ("RejectPayment", "ReleaseReservation", "VoidAuthorization", "RefundCapture", "ReverseLedger",
-                 "ParkNotification", "ParkPayment")
-ALL_STEPS = FORWARD_STEPS + COMPENSATIONS
+# From the registry's roles, in the saga's order (a seed's choices depend on that order: keep it).
+FORWARD_STEPS = registry.with_role(registry.Role.FORWARD)
+COMPENSATIONS = registry.with_role(registry.Role.COMPENSATION, registry.Role.RECOVERY)
 # A frozen backend is thawed after at most this long, whatever happens to the thread that froze it.
 MAX_FREEZE_MS = 2_000
 
@@ -226,9 +223,9 @@ class Injector:
 
     # -- the resolver -------------------------------------------------------------------------------------------
 
-    def resolver(self, function: str) -> Handler:
+    def resolver(self, function: str) -> LambdaHandler:
         step = registry.step_of_function(function)
-        real: Handler = resolve_handler(function)
+        real: LambdaHandler = resolve_handler(function)
 
         def handler(event_: Any, context: Any) -> Any:
             return self._invoke(step, real, event_, context)
@@ -246,7 +243,7 @@ class Injector:
                 return None
             return next((f for f in plan.step_faults if f.step == step), None)
 
-    def _invoke(self, step: str, real: Handler, event_: Any, context: Any) -> Any:
+    def _invoke(self, step: str, real: LambdaHandler, event_: Any, context: Any) -> Any:
         payment_id = int(event_["payment_id"]) if isinstance(event_, dict) and \
             str(event_.get("payment_id", "")).isdigit() else -1
         fault = self._fault_for(step, payment_id)
@@ -277,7 +274,7 @@ class Injector:
             return real(event_, context)
         return self._inside(where, step, real, event_, context)
 
-    def _twice(self, step: str, payment_id: int, real: Handler, event_: Any, context: Any) -> Any:
+    def _twice(self, step: str, payment_id: int, real: LambdaHandler, event_: Any, context: Any) -> Any:
         """A duplicate delivery: run it twice in a row; Step Functions gets the second answer."""
         outcomes: list[tuple[bool, Any]] = []
         for _ in range(2):
@@ -293,7 +290,7 @@ class Injector:
             raise last
         return last
 
-    def _timed_out(self, fault: StepFault, step: str, payment_id: int, real: Handler, event_: Any,  # noqa: PLR0917
+    def _timed_out(self, fault: StepFault, step: str, payment_id: int, real: LambdaHandler, event_: Any,  # noqa: PLR0917
                    context: Any) -> Any:
         def run_on() -> None:
             with contextlib.suppress(Exception):  # nobody hears this invocation's answer any more
@@ -309,7 +306,7 @@ class Injector:
             raise LambdaServiceError(f"{step}: the Lambda service failed the call; the invocation runs on (injected)")
         raise TaskTimedOutError(f"{step}: TimeoutSeconds passed; the invocation runs on (injected)")
 
-    def _inside(self, where: Where, step: str, real: Handler, event_: Any, context: Any) -> Any:
+    def _inside(self, where: Where, step: str, real: LambdaHandler, event_: Any, context: Any) -> Any:
         self._armed.where, self._armed.fired = where, False
         try:
             return real(event_, context)

@@ -22,7 +22,8 @@ from core.aws import client
 from core.db import engine_for
 from core.settings import Settings
 from local.asl import LocalStepFunctions, ManualClock
-from local.saga_runtime import LOCAL_ACCOUNT, LOCAL_REGION, create_saga_machine
+from local.aws_names import LOCAL_ACCOUNT, LOCAL_REGION
+from local.saga_runtime import create_saga_machine
 from local.simulate.faults import Injector, Plan, Where
 from saga.bootstrap import Services, bootstrap
 from saga.execution import PaymentBusyError, run_execution

@@ -5,6 +5,8 @@ from __future__ import annotations
 import urllib.error
 import urllib.request
 
+from local.aws_names import LOCAL_REGION
+
 PROBE_TIMEOUT_S = 3
 
 
@@ -41,7 +43,7 @@ def aws(url: str) -> str | None:
     config = Config(connect_timeout=PROBE_TIMEOUT_S, read_timeout=PROBE_TIMEOUT_S, retries={"max_attempts": 1})
     try:
         boto3.session.Session().client(
-            "dynamodb", endpoint_url=url, region_name="eu-west-1", config=config,
+            "dynamodb", endpoint_url=url, region_name=LOCAL_REGION, config=config,
             aws_access_key_id="local", aws_secret_access_key="local",  # noqa: S106  # emulator only, not a secret
         ).list_tables(Limit=1)
     except (BotoCoreError, ClientError) as error:

@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from local.aws_names import LOCAL_REGION
+
 
 def stack_dir() -> Path:
     """`PAYSAGA_STACK_DIR`, else `.paysaga` in the current directory (git-ignored)."""
@@ -43,8 +45,8 @@ class StackState:
             # The emulator accepts any credentials; these are not secrets, and never reach AWS.
             env.setdefault("AWS_ACCESS_KEY_ID", "local")
             env.setdefault("AWS_SECRET_ACCESS_KEY", "local")
-            env.setdefault("AWS_REGION", "eu-west-1")
-            env.setdefault("AWS_DEFAULT_REGION", "eu-west-1")
+            env.setdefault("AWS_REGION", LOCAL_REGION)
+            env.setdefault("AWS_DEFAULT_REGION", LOCAL_REGION)
         return env
 
 

@@ -11,6 +11,7 @@ from saga.api.payment_view import payment_body
 from saga.idempotency import StoredResponse
 from steps.errors import ServiceUnavailable
 from store import lifecycle
+from store.lifecycle import PaymentStatus as Status
 from store.payments import Payment
 
 __all__ = ["payment_answer"]
@@ -26,9 +27,9 @@ def _stored(result: dict[str, object]) -> StoredResponse:
 def payment_answer(payment: Payment) -> StoredResponse | None:
     """The answer to POST /v1/payments for this payment, or None while no execution has brought it to an end."""
     body = payment_body(payment)
-    if payment.status == "succeeded":
+    if payment.status == Status.SUCCEEDED:
         return _stored(json_response(201, body))
-    if payment.status in ("review", "needs_attention"):
+    if payment.status in (Status.REVIEW, Status.NEEDS_ATTENTION):
         return _stored(json_response(202, body))
     if payment.status in lifecycle.FAILED:
         error = payment.failure_code or ServiceUnavailable.__name__

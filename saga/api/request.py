@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from typing import Annotated, Literal
 
@@ -10,9 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 
 from core.money import MAX_AMOUNT_MINOR, is_currency
 from saga.api.errors import ApiError
+from saga.idempotency import MAX_KEY_LENGTH, fingerprint
 
 MAX_BODY_BYTES = 16_384
-IDEMPOTENCY_KEY_MAX_CHARS = 255
 MAX_METADATA_KEYS = 20
 # The request is 2 levels deep (metadata); anything far deeper is refused before anything recurses over it.
 MAX_JSON_DEPTH = 8
@@ -71,8 +70,8 @@ def idempotency_key(headers: dict[str, str] | None) -> str:
     key = header(headers, "Idempotency-Key")
     if key is None:
         raise ApiError(400, "IdempotencyKeyMissing", "the Idempotency-Key header is required", "Idempotency-Key")
-    if not 1 <= len(key) <= IDEMPOTENCY_KEY_MAX_CHARS or not all(0x20 <= ord(c) <= 0x7E for c in key):
-        limit = IDEMPOTENCY_KEY_MAX_CHARS
+    if not 1 <= len(key) <= MAX_KEY_LENGTH or not all(0x20 <= ord(c) <= 0x7E for c in key):
+        limit = MAX_KEY_LENGTH
         raise ApiError(400, "IdempotencyKeyMalformed",
                        f"the Idempotency-Key header must be 1 to {limit} printable ASCII characters", "Idempotency-Key")
     return key
@@ -136,5 +135,4 @@ def parse_body(raw: str | None) -> tuple[PaymentRequest, str]:
         where = ".".join(str(part) for part in first["loc"] if part not in ("", "[key]")) or "body"
         message = first["msg"].removeprefix("Value error, ")
         raise ApiError(400, "BodyInvalid", f"{where}: {message}", where) from None
-    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return request, hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    return request, fingerprint(data)

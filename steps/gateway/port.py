@@ -18,7 +18,7 @@ and pass ``payment_id`` as the gateway-side reference (Stripe metadata, Adyen me
 
 What an exception tells the caller:
 
-- ``GatewayUnavailable``: the gateway certainly did not process the request (connect error, 503/429). Retry
+- ``GatewayUnreachable``: the gateway certainly did not process the request (connect error, 503/429). Retry
   with the same key whenever convenient.
 - ``GatewayOutcomeUnknown``: the request left, no usable answer came back (read timeout, dropped connection,
   other 5xx). It may have taken effect. Call ``lookup`` (or retry with the same key, which replays the first
@@ -32,11 +32,10 @@ A decline is not an exception: it is a business result (``GatewayStatus.DECLINED
 from __future__ import annotations
 
 import enum
-import re
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-_CURRENCY = re.compile(r"^[A-Z]{3}$")
+from core.money import check_currency_code
 
 
 class Operation(enum.StrEnum):
@@ -81,8 +80,7 @@ def check_money(amount_minor: int, currency: str) -> None:
     """Reject what a gateway must never see: a non-int (float, bool) or non-positive amount, a bad currency."""
     if isinstance(amount_minor, bool) or not isinstance(amount_minor, int) or amount_minor <= 0:
         raise ValueError(f"amount_minor must be a positive int in minor units (got {amount_minor!r})")
-    if not _CURRENCY.match(currency):
-        raise ValueError(f"currency must be an ISO 4217 code like 'EUR' (got {currency!r})")
+    check_currency_code(currency)
 
 
 @dataclass(frozen=True)
@@ -133,7 +131,7 @@ class GatewayError(Exception):
         self.payment_id = payment_id
 
 
-class GatewayUnavailable(GatewayError):
+class GatewayUnreachable(GatewayError):
     """Not processed, certainly: safe to retry with the same idempotency key."""
 
 
@@ -184,7 +182,7 @@ class Gateway(Protocol):
         most the authorized amount (partial capture)."""
         ...
 
-    def void(self, *, payment_id: str, gateway_reference: str) -> GatewayResult:
+    def cancel(self, *, payment_id: str, gateway_reference: str) -> GatewayResult:
         """VOIDED: cancels an authorization that was not captured."""
         ...
 

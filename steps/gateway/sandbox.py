@@ -5,8 +5,8 @@ Failures map to what is safe for the caller (see steps/gateway/port.py):
 
 | what happened                                          | raised                  |
 |--------------------------------------------------------|-------------------------|
-| connect error / connect timeout / pool timeout         | GatewayUnavailable      |
-| 503 or 429 (the gateway promises nothing committed)    | GatewayUnavailable      |
+| connect error / connect timeout / pool timeout         | GatewayUnreachable      |
+| 503 or 429 (the gateway promises nothing committed)    | GatewayUnreachable      |
 | read or write timeout, connection dropped mid-answer   | GatewayOutcomeUnknown   |
 | any other 5xx, or a 2xx whose body is not the contract | GatewayOutcomeUnknown   |
 | other 4xx                                              | GatewayRejected         |
@@ -26,7 +26,7 @@ from steps.gateway.port import (
     GatewayRejected,
     GatewayResult,
     GatewayStatus,
-    GatewayUnavailable,
+    GatewayUnreachable,
     Operation,
     PaymentSnapshot,
     check_money,
@@ -78,7 +78,7 @@ class SandboxGateway:
         body = {"gateway_reference": gateway_reference, "amount_minor": amount_minor, "currency": currency}
         return self._operate(Operation.CAPTURE, payment_id, f"/v1/payments/{payment_id}/capture", body)
 
-    def void(self, *, payment_id: str, gateway_reference: str) -> GatewayResult:
+    def cancel(self, *, payment_id: str, gateway_reference: str) -> GatewayResult:
         body = {"gateway_reference": gateway_reference}
         return self._operate(Operation.VOID, payment_id, f"/v1/payments/{payment_id}/void", body)
 
@@ -158,7 +158,7 @@ class SandboxGateway:
             return self._client.request(method, path, json=body, headers=headers)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as down:
             # Nothing left this process: the gateway cannot have acted.
-            raise GatewayUnavailable(
+            raise GatewayUnreachable(
                 f"{what}: sandbox gateway unreachable ({type(down).__name__})",
                 operation=operation,
                 payment_id=payment_id,
@@ -176,7 +176,7 @@ class SandboxGateway:
         what = operation.value if operation is not None else "lookup"
         status_code = response.status_code
         if status_code in (429, 503):
-            raise GatewayUnavailable(
+            raise GatewayUnreachable(
                 f"{what}: sandbox gateway answered {status_code}, nothing processed",
                 operation=operation,
                 payment_id=payment_id,

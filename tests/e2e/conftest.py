@@ -8,7 +8,7 @@ import pytest
 
 from core.settings import settings
 from local.stack.state import load
-from tests.support.live import TEST_ENV, LiveStack
+from local.testing.live import TEST_ENV, LiveStack
 
 
 @pytest.fixture

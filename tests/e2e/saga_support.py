@@ -8,9 +8,9 @@ import httpx
 from sqlalchemy import text
 from ulid import ULID
 
+from local.testing.live import LiveStack
 from store.leases import Lease, take_lease
 from store.payments import insert_payment
-from tests.support.live import LiveStack
 
 _ids = iter(range(7_000_000_000_000, 8_000_000_000_000))
 

@@ -6,7 +6,7 @@ import re
 
 import httpx
 
-from tests.support.live import LiveStack
+from local.testing.live import LiveStack
 
 
 def status_of_get(live: LiveStack, api_key: str) -> int:

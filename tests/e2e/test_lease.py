@@ -16,13 +16,13 @@ from sqlalchemy import text
 
 from core.settings import settings
 from local.saga_runtime import local_services, local_step_functions
+from local.testing.live import LiveStack
 from saga.execution import PaymentBusyError, run_execution
 from saga.replay import ReplayError, replay
 from steps import authorize, capture, commit, notify, park, reserve, validate
 from steps.contract import ExecutionInput
 from steps.errors import ExecutionSuperseded
 from tests.e2e.saga_support import authorizations, captures, ledger_kinds, new_payment, payment_row, take_over
-from tests.support.live import LiveStack
 
 
 def _crashed(event: dict[str, Any]) -> dict[str, Any]:

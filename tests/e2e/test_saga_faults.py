@@ -13,8 +13,8 @@ from sqlalchemy import text
 from core.aws_resources import provision
 from core.settings import load_settings
 from local.stack.state import load
+from local.testing.live import LiveStack
 from tests.e2e.saga_support import authorizations, books_balance, captures, ledger_kinds, outbox, pay, payment_row
-from tests.support.live import LiveStack
 
 
 @contextlib.contextmanager

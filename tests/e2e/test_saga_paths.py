@@ -3,6 +3,7 @@ gateway's own record of calls, the ledger, the outbox and the SQS queue."""
 
 from __future__ import annotations
 
+from local.testing.live import LiveStack
 from steps.commit import fee_minor
 from tests.e2e.saga_support import (
     authorizations,
@@ -13,7 +14,6 @@ from tests.e2e.saga_support import (
     pay,
     payment_row,
 )
-from tests.support.live import LiveStack
 
 
 def test_success_captures_once_posts_balanced_entries_and_notifies(live: LiveStack) -> None:

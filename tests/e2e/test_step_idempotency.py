@@ -3,19 +3,17 @@ The handlers are called directly, as Lambda would on a duplicate delivery, again
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import text
 
+from core.aws import LambdaHandler
+from local.testing.live import LiveStack
 from steps import authorize, capture, commit, notify, park, reserve, validate
 from tests.e2e.saga_support import authorizations, captures, ledger_kinds, new_payment, outbox, payment_row
-from tests.support.live import LiveStack
-
-Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
 
-def twice(handler: Handler, event: dict[str, Any]) -> dict[str, Any]:
+def twice(handler: LambdaHandler, event: dict[str, Any]) -> dict[str, Any]:
     first = handler(dict(event), None)
     second = handler(dict(event), None)
     drop = {"replayed", "reasons"}  # says whether this run acted; the effect itself must be the same

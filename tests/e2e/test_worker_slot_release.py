@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import boto3
 
+from local.testing.live import LiveStack
 from tests.e2e.saga_support import pay
-from tests.support.live import LiveStack
 
 
 def leased_slots(live: LiveStack) -> set[str]:

@@ -9,7 +9,7 @@ import pytest
 from core.settings import settings
 from local.simulate import Backends
 from local.stack.state import load
-from tests.support.live import TEST_ENV, LiveStack
+from local.testing.live import TEST_ENV, LiveStack
 
 # Gateway timeouts are injected on purpose: a short client timeout keeps each one cheap.
 SIM_ENV = {**TEST_ENV, "GATEWAY_TIMEOUT_MS": "300"}

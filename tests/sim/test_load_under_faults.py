@@ -22,8 +22,8 @@ from local.saga_runtime import local_services
 from local.stack.postgres import find_bindir
 from local.stack.process import unprivileged_user
 from local.stack.state import load
+from local.testing.live import TEST_ENV, LiveStack, live_stack
 from saga.replay import ReplayError, replay
-from tests.support.live import TEST_ENV, LiveStack, live_stack
 
 DISTINCT_REQUESTS = 48
 DUPLICATED = 12  # of those keys, sent a second time at once (same body)

@@ -1,0 +1,112 @@
+"""A whole local stack (`paysaga stack up` in a throwaway folder) for end-to-end tests and benchmarks through real
+HTTP."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+import httpx
+from sqlalchemy import Engine, create_engine
+
+from local.stack import local
+from local.stack.state import load
+from saga.merchant_keys import create_merchant
+
+BACKEND_VARS = ("DATABASE_URL", "REDIS_URL", "AWS_ENDPOINT_URL", "PAYSAGA_API_PORT", "SANDBOX_GATEWAY_URL")
+# Short enough for tests to watch a crashed holder's key expire; long enough for any saga at zero latency.
+TEST_ENV = {"IDEMPOTENCY_IN_PROGRESS_TTL_MS": "6000", "EXECUTION_LEASE_MS": "6000", "LEASE_WAIT_MS": "3000",
+            "GATEWAY_TIMEOUT_MS": "1000", "LOG_LEVEL": "WARNING"}
+
+
+@dataclass
+class LiveStack:
+    root: Path
+    env: dict[str, str]
+    _engine: Engine | None = field(default=None, repr=False)
+
+    @property
+    def urls(self) -> dict[str, str]:
+        return {name: part.url for name, part in load(self.root).parts.items()}
+
+    @property
+    def api_url(self) -> str:
+        return self.urls["api"]
+
+    @property
+    def gateway_url(self) -> str:
+        return self.urls["gateway"]
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            self._engine = create_engine(self.urls["postgres"], pool_size=5)
+        return self._engine
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "local.cli", *args], env=self.env, capture_output=True,
+                              text=True, timeout=300, check=False)
+
+    def restart_api(self) -> None:
+        result = self.cli("stack", "restart", "api")
+        assert result.returncode == 0, result.stderr
+
+    def api_pid(self) -> int:
+        pid = load(self.root).parts["api"].pid
+        assert pid is not None
+        return pid
+
+    def new_merchant(self, *, currencies: tuple[str, ...] = ("EUR", "USD"),
+                     max_amount_minor: int = 1_000_000) -> tuple[str, str]:
+        with self.engine.begin() as conn:
+            return create_merchant(conn, name="Test Shop", currencies=list(currencies),
+                                   max_amount_minor=max_amount_minor)
+
+    def gateway_calls(self, payment_id: str) -> list[dict[str, Any]]:
+        response = httpx.get(f"{self.gateway_url}/_sandbox/calls", params={"payment_id": payment_id}, timeout=10)
+        response.raise_for_status()
+        calls: list[dict[str, Any]] = response.json()["calls"]
+        return calls
+
+    def configure_gateway(self, **config: Any) -> None:
+        httpx.post(f"{self.gateway_url}/_sandbox/config", json=config, timeout=10).raise_for_status()
+
+    def sqs(self) -> Any:
+        return boto3.client("sqs", endpoint_url=self.urls["aws"], region_name="eu-west-1",
+                            aws_access_key_id="local", aws_secret_access_key="local")  # noqa: S106  # emulator only
+
+    def queue_messages(self, max_batches: int = 20) -> list[dict[str, Any]]:
+        """Every message now in the notifications queue (received, then deleted)."""
+        from local.simulate.world import drain_queue  # noqa: PLC0415  # the simulation's world: only when asked
+
+        return drain_queue(self.sqs(), "paysaga-notifications.fifo", max_batches)
+
+
+@contextlib.contextmanager
+def live_stack() -> Iterator[LiveStack]:
+    root = Path(tempfile.mkdtemp(prefix="paysaga-live-"))
+    root.chmod(0o755)  # PostgreSQL runs as 'postgres' when we are root and must reach the folder
+    env = {k: v for k, v in os.environ.items() if k not in BACKEND_VARS}
+    env.update(TEST_ENV)
+    env["PAYSAGA_STACK_DIR"] = str(root)
+    env["COLUMNS"] = "250"  # Rich tables must not fold ids in what the tests read
+    stack = LiveStack(root=root, env=env)
+    try:
+        result = stack.cli("stack", "up")
+        if result.returncode != 0:
+            raise RuntimeError(f"paysaga stack up failed: {result.stderr or result.stdout}")
+        yield stack
+    finally:
+        if stack._engine is not None:
+            stack._engine.dispose()
+        local.down(root)
+        shutil.rmtree(root, ignore_errors=True)

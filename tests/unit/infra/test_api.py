@@ -1,0 +1,54 @@
+"""The REST API: two routes proxied to the start function, a regional stage behind a WAF web ACL."""
+
+from __future__ import annotations
+
+from infra.api import MANAGED_RULE_GROUPS
+from tests.unit.infra.support import START, Synth, functions_by_name, only
+
+
+def _path(synth: Synth, resource_id: str) -> str:
+    parts = []
+    resources = synth.of_type("AWS::ApiGateway::Resource")
+    while resource_id in resources:
+        props = resources[resource_id]["Properties"]
+        parts.append(props["PathPart"])
+        parent = props["ParentId"]
+        resource_id = parent.get("Ref", "")
+    return "/" + "/".join(reversed(parts))
+
+
+def test_routes_proxy_to_the_start_function(synth: Synth) -> None:
+    start_id, _ = functions_by_name(synth)[START]
+    routes = set()
+    for method in synth.of_type("AWS::ApiGateway::Method").values():
+        props = method["Properties"]
+        integration = props["Integration"]
+        assert integration["Type"] == "AWS_PROXY"
+        assert f'"{start_id}"' in str(integration["Uri"]).replace("'", '"')
+        assert integration["TimeoutInMillis"] <= 29_000
+        routes.add((props["HttpMethod"], _path(synth, props["ResourceId"]["Ref"])))
+    assert routes == {("POST", "/v1/payments"), ("GET", "/v1/payments/{payment_id}")}
+
+
+def test_the_stage_is_associated_with_a_waf_acl_with_managed_rules_and_a_rate_limit(synth: Synth) -> None:
+    acl_id, acl = only(synth.of_type("AWS::WAFv2::WebACL"))
+    props = acl["Properties"]
+    assert props["Scope"] == "REGIONAL"
+    rules = {rule["Name"]: rule for rule in props["Rules"]}
+    managed = {r["Statement"]["ManagedRuleGroupStatement"]["Name"] for r in rules.values()
+               if "ManagedRuleGroupStatement" in r["Statement"]}
+    assert managed == set(MANAGED_RULE_GROUPS)
+    assert "AWSManagedRulesCommonRuleSet" in managed
+    (rate,) = [r for r in rules.values() if "RateBasedStatement" in r["Statement"]]
+    assert rate["Action"] == {"Block": {}}
+    assert rate["Statement"]["RateBasedStatement"]["AggregateKeyType"] == "IP"
+    assert 100 <= rate["Statement"]["RateBasedStatement"]["Limit"] <= 10_000
+    assert len({r["Priority"] for r in rules.values()}) == len(rules)
+
+    _, stage = only(synth.of_type("AWS::ApiGateway::Stage"))
+    _, association = only(synth.of_type("AWS::WAFv2::WebACLAssociation"))
+    assert association["Properties"]["WebACLArn"] == {"Fn::GetAtt": [acl_id, "Arn"]}
+    arn = str(association["Properties"]["ResourceArn"])
+    assert "/stages/" in arn and stage["Properties"]["StageName"] in arn
+    assert stage["Properties"]["TracingEnabled"] is True
+    assert "AccessLogSetting" in stage["Properties"]

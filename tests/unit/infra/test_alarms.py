@@ -54,3 +54,11 @@ def test_alarms_notify_the_alarm_topic(synth: Synth) -> None:
     for alarm in alarms:
         assert alarm["AlarmActions"] == [alarm_topic]
         assert alarm["TreatMissingData"] == "notBreaching"
+
+
+def test_only_forward_steps_get_error_rate_alarms(synth: Synth) -> None:
+    """Compensations and recovery (ParkPayment included) alarm on any error; forward steps on an error rate."""
+    ids = step_function_ids(synth)
+    rate_alarms = [a for a in _alarms(synth) if "error rate" in json.dumps(a)]
+    with_rate = {step for step, logical_id in ids.items() if json.dumps({"Ref": logical_id}) in json.dumps(rate_alarms)}
+    assert with_rate == set(registry.with_role(registry.Role.FORWARD))

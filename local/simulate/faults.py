@@ -76,6 +76,9 @@ class Where(enum.StrEnum):
     TWIN_START = "twin_start"  # a start of the same payment (a client retry after the key's hold expired)
     REPLAY_RUNNING = "replay_running"  # an engineer replays the execution that is running
     TAKEOVER = "takeover"  # this execution's lease lapses here and a twin takes the payment over and runs it
+    # The lease lapses while the step runs (between its lease check and its gateway call or its write, say): a twin
+    # takes the payment over and runs it to its end while the stale step goes on.
+    TAKEOVER_MID_STEP = "takeover_mid_step"
 
 
 @dataclass(frozen=True)
@@ -97,7 +100,7 @@ class Plan:
 # seed still replays its interleaving; the kinds added since come from a stream of their own (`plan_for`).
 PROCESS_FAULTS = (Where.BEFORE, Where.INSIDE, Where.DB_DROP, Where.AFTER, Where.DUPLICATE, Where.REDIS_OUTAGE,
                   Where.AWS_OUTAGE)
-EXECUTION_FAULTS = (Where.TIMED_OUT, Where.TWIN_START, Where.REPLAY_RUNNING, Where.TAKEOVER)
+EXECUTION_FAULTS = (Where.TIMED_OUT, Where.TWIN_START, Where.REPLAY_RUNNING, Where.TAKEOVER, Where.TAKEOVER_MID_STEP)
 EXECUTION_FAULT_PROBABILITY = 0.4
 
 
@@ -118,8 +121,10 @@ def plan_for(rng: random.Random, more: random.Random, *, max_faults: int = 2) ->
     if more.random() < EXECUTION_FAULT_PROBABILITY:
         step = more.choice(FORWARD_STEPS) if more.random() < 0.7 else more.choice(COMPENSATIONS)
         where = more.choice(EXECUTION_FAULTS)
-        # TIMED_OUT: how far the invocation got when Step Functions gave up on it
-        freeze_ms = more.randint(0, 30) if where is Where.TIMED_OUT else 0
+        # TIMED_OUT: how far the invocation got when Step Functions gave up on it; TAKEOVER_MID_STEP: when the lease
+        # lapses after the step started
+        freeze_ms = more.randint(0, 30) if where is Where.TIMED_OUT else more.randint(0, 6) if \
+            where is Where.TAKEOVER_MID_STEP else 0
         faults.append(StepFault(step, where, freeze_ms, retried=more.random() < 0.5))
     return Plan(faults)
 
@@ -261,6 +266,8 @@ class Injector:
             return self._twice(step, payment_id, real, event_, context)
         if where is Where.TIMED_OUT:
             return self._timed_out(fault, step, payment_id, real, event_, context)
+        if where is Where.TAKEOVER_MID_STEP:
+            return self._taken_over_mid_step(fault, step, real, event_, context)
         if where in (Where.TWIN_START, Where.REPLAY_RUNNING, Where.TAKEOVER):
             if self.twin_hook is not None and isinstance(event_, dict):
                 self.fire(f"{where}:{step}")
@@ -305,6 +312,30 @@ class Injector:
         if fault.retried:
             raise LambdaServiceError(f"{step}: the Lambda service failed the call; the invocation runs on (injected)")
         raise TaskTimedOutError(f"{step}: TimeoutSeconds passed; the invocation runs on (injected)")
+
+    def _taken_over_mid_step(self, fault: StepFault, step: str, real: LambdaHandler, event_: Any,
+                             context: Any) -> Any:
+        """The step runs on its thread; fault.freeze_ms into it the lease lapses and a twin runs the payment to its
+        end; then the step's own answer (or error) goes back to Step Functions."""
+        answer: dict[str, Any] = {}
+
+        def run() -> None:
+            try:
+                answer["result"] = real(dict(event_), context)
+            except Exception as error:  # handed to Step Functions below, as the Lambda runtime would
+                answer["error"] = error
+
+        stale = threading.Thread(target=run, name=f"sim-stale-{step}", daemon=True)
+        stale.start()
+        stale.join(timeout=fault.freeze_ms / 1000)
+        if self.twin_hook is not None and isinstance(event_, dict):
+            self.fire(f"{Where.TAKEOVER_MID_STEP}{'' if stale.is_alive() else '_after_end'}:{step}")
+            self.twin_hook(Where.TAKEOVER, step, event_)
+        stale.join(timeout=120)
+        assert not stale.is_alive(), f"{step} still runs 120 s after its lease lapsed"
+        if "error" in answer:
+            raise answer["error"]
+        return answer["result"]
 
     def _inside(self, where: Where, step: str, real: LambdaHandler, event_: Any, context: Any) -> Any:
         self._armed.where, self._armed.fired = where, False

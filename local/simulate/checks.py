@@ -263,10 +263,11 @@ class _Checker:
 
     # 7, 8, 9 ----------------------------------------------------------------------------------------------------
     def keys(self, conn: Connection, calls: dict[int, list[dict[str, Any]]]) -> None:
-        per_order = conn.execute(text("SELECT order_ref, count(*) FROM payments WHERE merchant_id = :m"
-                                      " GROUP BY order_ref"), {"m": self.run.merchant_id}).all()
-        for order, count in per_order:
-            self.expect(7, count == 1, f"request {order} (one key) made {count} payments")
+        per_order = conn.execute(text(
+            "SELECT order_ref, count(*), array_agg(id::text || ' ' || status || ' ' || created_at::text ORDER BY id)"
+            " FROM payments WHERE merchant_id = :m GROUP BY order_ref"), {"m": self.run.merchant_id}).all()
+        for order, count, made in per_order:
+            self.expect(7, count == 1, f"request {order} (one key) made {count} payments: {list(made)}")
         for outcome, answers in self.run.same_key_answers:
             pid = outcome.payment_id
             executions = conn.execute(text("SELECT count(*) FROM saga_executions WHERE payment_id = :id"

@@ -143,8 +143,8 @@ class SeedRun:
         with self.backends.engine.connect() as conn:
             found = conn.execute(select(payments.c.id).where(payments.c.merchant_id == self.merchant_id,
                                                              payments.c.order_ref == order_ref)).scalars().all()
-        assert len(found) <= 1, f"order {order_ref} has {len(found)} payments: one request, one payment"
-        return int(found[0]) if found else None
+        # More than one is a violation of property 7, which the checks report with every payment of the order.
+        return min(int(p) for p in found) if found else None
 
     def _send(self, outcome: Outcome, body: dict[str, Any], request: RequestPlan,
               send: Callable[[str, dict[str, Any]], tuple[int, dict[str, Any]]]) -> None:

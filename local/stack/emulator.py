@@ -13,7 +13,7 @@ def start(workdir: Path, port: int) -> subprocess.Popen[bytes]:
     workdir.mkdir(parents=True, exist_ok=True)
     log = (workdir / "moto.log").open("ab")
     process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", LOOPBACK, "-p", str(port)],
+        [sys.executable, "-m", "local.stack.moto_server", "-H", LOOPBACK, "-p", str(port)],
         stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, cwd=workdir,
     )
     wait_for_port(port, "AWS emulator (moto)", pid=process.pid)

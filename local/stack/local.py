@@ -20,7 +20,7 @@ from local.stack.state import Part, StackState, clear, load, locked, save
 
 # Each process we start carries one of these in its command line; `down` checks it before it signals a pid, so a
 # recycled pid that now belongs to someone else is never killed.
-_MARKERS = {"redis": "redis-server", "aws": "moto.server", "api": "local.http.server",
+_MARKERS = {"redis": "redis-server", "aws": "local.stack.moto_server", "api": "local.http.server",
             "gateway": "local.sandbox.server"}
 
 

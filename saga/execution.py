@@ -16,7 +16,8 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from saga.sfn import StepFunctions, record_outcome, recorded_execution_arn
+from saga.bootstrap import Services
+from saga.sfn import record_outcome, recorded_execution_arn
 from steps.contract import ExecutionInput
 from store import lifecycle
 from store.executions import insert_execution
@@ -55,46 +56,51 @@ def _payment(engine: Engine, payment_id: int) -> Payment:
 
 
 def _lease(engine: Engine, *, execution_arn: str, name: str, saga_input: ExecutionInput, replay_of: str | None,
-           lease_ms: int) -> Lease | LeaseHeld:
-    """Take the lease and record the execution that will hold it, in one transaction."""
+           lease_ms: int) -> tuple[Lease, dict[str, Any]] | LeaseHeld:
+    """Take the lease and record the execution that will hold it, in one transaction: the lease and the input the
+    execution runs with (its token included), or who holds the payment."""
     with engine.begin() as conn:
         lease = take_lease(conn, payment_id=saga_input.payment_id, holder=name, lease_ms=lease_ms)
-        if isinstance(lease, Lease):
-            insert_execution(conn, execution_arn=execution_arn, payment_id=saga_input.payment_id, name=name,
-                             input=saga_input.with_lease(lease.token).to_payload(), replay_of=replay_of)
-    return lease
+        if isinstance(lease, LeaseHeld):
+            return lease
+        leased = saga_input.with_lease(lease.token).to_payload()
+        insert_execution(conn, execution_arn=execution_arn, payment_id=saga_input.payment_id, name=name,
+                         input=leased, replay_of=replay_of)
+    return lease, leased
 
 
 def run_execution(
-    engine: Engine, sfn: StepFunctions, state_machine_arn: str, *, payment_id: int, name: str,
-    saga_input: ExecutionInput, lease_ms: int, wait_ms: int, replay_of: str | None = None,
-    history: bool = True, sleep: Callable[[float], None] = time.sleep, monotonic: Callable[[], float] = time.monotonic,
+    services: Services, *, name: str, saga_input: ExecutionInput, wait_ms: int, replay_of: str | None = None,
+    sleep: Callable[[float], None] = time.sleep, monotonic: Callable[[], float] = time.monotonic,
 ) -> ExecutionRun:
-    """Run one execution of the payment under its lease; raise PaymentBusyError if another execution held it for
-    all of wait_ms. `saga_input` comes without a token: the lease adds its own."""
-    assert lease_ms > 0 and wait_ms >= 0, (lease_ms, wait_ms)
-    assert saga_input.payment_id == payment_id and saga_input.lease_token is None, saga_input
-    execution_arn = recorded_execution_arn(state_machine_arn, name)
+    """Run one execution of the payment under its lease (EXECUTION_LEASE_MS); raise PaymentBusyError if another
+    execution held it for all of wait_ms. `saga_input` comes without a token: the lease adds its own."""
+    assert wait_ms >= 0, wait_ms
+    assert saga_input.lease_token is None, saga_input
+    engine, sfn = services.engine, services.sfn
+    execution_arn = recorded_execution_arn(services.state_machine_arn, name)
     deadline = monotonic() + wait_ms / 1000
     while True:
-        payment = _payment(engine, payment_id)
+        payment = _payment(engine, saga_input.payment_id)
         if payment.status in lifecycle.FINAL and replay_of is None:
             return ExecutionRun(None, None, payment)  # nothing left to run: answer from the record
-        lease = _lease(engine, execution_arn=execution_arn, name=name, saga_input=saga_input, replay_of=replay_of,
-                       lease_ms=lease_ms)
-        if isinstance(lease, Lease):
+        taken = _lease(engine, execution_arn=execution_arn, name=name, saga_input=saga_input, replay_of=replay_of,
+                       lease_ms=services.settings.execution_lease_ms)
+        if not isinstance(taken, LeaseHeld):
             break
         if monotonic() >= deadline:
-            raise PaymentBusyError(lease)
+            raise PaymentBusyError(taken)
         sleep(POLL_MS / 1000)
 
-    payload = json.dumps(saga_input.with_lease(lease.token).to_payload(), separators=(",", ":"))
+    lease, leased = taken
     # A failure to start or to hear back leaves the lease held: the execution may be running, and the lease's
     # expiry (longer than any execution) is what frees the payment then.
-    response = sfn.start_sync_execution(stateMachineArn=state_machine_arn, name=name, input=payload)
+    response = sfn.start_sync_execution(stateMachineArn=services.state_machine_arn, name=name,
+                                        input=json.dumps(leased, separators=(",", ":")))
     with engine.begin() as conn:
-        record_outcome(conn, sfn=sfn if history else None, execution_arn=execution_arn, response=response)
+        record_outcome(conn, sfn=sfn if services.keeps_history else None, execution_arn=execution_arn,
+                       response=response)
         release_lease(conn, lease=lease)
-        after = get_payment(conn, payment_id=payment_id)
+        after = get_payment(conn, payment_id=saga_input.payment_id)
     assert after is not None
     return ExecutionRun(execution_arn, response, after)

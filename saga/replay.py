@@ -47,12 +47,9 @@ def replay(services: Services, execution_arn: str) -> ReplayOutcome:
         recorded = ExecutionInput.parse(original.input, leased=False)
     except ValueError as error:
         raise ReplayError(f"execution {execution_arn} recorded an input that is not a saga's: {error}") from error
-    settings = services.settings
     try:
-        run = run_execution(services.engine, services.sfn, services.state_machine_arn, payment_id=payment.id,
-                            name=f"replay-{payment.id}-{ULID()}", saga_input=recorded.with_lease_cleared(),
-                            lease_ms=settings.execution_lease_ms, wait_ms=0, replay_of=original.execution_arn,
-                            history=services.keeps_history)
+        run = run_execution(services, name=f"replay-{payment.id}-{ULID()}", saga_input=recorded.with_lease_cleared(),
+                            wait_ms=0, replay_of=original.execution_arn)
     except PaymentBusyError as error:
         raise ReplayError(f"{error}: replay it once that execution has ended") from error
     assert run.execution_arn is not None and run.response is not None, "a replay always runs an execution"

@@ -62,11 +62,8 @@ class BackendUnavailable(StartRefused):
 
 
 def _run(services: Services, saga_input: ExecutionInput) -> ExecutionRun:
-    settings = services.settings
-    return run_execution(services.engine, services.sfn, services.state_machine_arn,
-                         payment_id=saga_input.payment_id, name=f"pay-{saga_input.payment_id}-{ULID()}",
-                         saga_input=saga_input, lease_ms=settings.execution_lease_ms,
-                         wait_ms=settings.lease_wait_ms, history=services.keeps_history)
+    return run_execution(services, name=f"pay-{saga_input.payment_id}-{ULID()}", saga_input=saga_input,
+                         wait_ms=services.settings.lease_wait_ms)
 
 
 def start_payment(services: Services, *, merchant: Merchant, key: str, request: PaymentRequest, fingerprint: str,

@@ -222,9 +222,8 @@ class SimStepFunctions:
 
         def run() -> None:
             try:
-                done = run_execution(self._backends.engine, self, self.arn, payment_id=payment_id,
-                                     name=f"twin-{payment_id}-{ULID()}", saga_input=saga_input,
-                                     lease_ms=settings.execution_lease_ms, wait_ms=settings.lease_wait_ms)
+                done = run_execution(self.services, name=f"twin-{payment_id}-{ULID()}", saga_input=saga_input,
+                                     wait_ms=settings.lease_wait_ms)
             except PaymentBusyError as error:
                 self._record(TwinRun(where, step, payment_id, refused=True, detail=str(error)))
                 return

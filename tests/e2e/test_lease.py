@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import text
 
 from core.settings import settings
-from local.saga_runtime import local_services, local_step_functions
+from local.saga_runtime import local_services
 from local.testing.live import LiveStack
 from saga.execution import PaymentBusyError, run_execution
 from saga.replay import ReplayError, replay
@@ -116,11 +116,10 @@ def test_a_start_or_replay_that_cannot_take_the_lease_runs_nothing(live: LiveSta
     event = new_payment(live)  # an execution holds the payment (its lease lasts a minute)
     payment_id = int(event["payment_id"])
     now = settings()
-    sfn, arn = local_step_functions(now)
+    services = local_services(now)
     with pytest.raises(PaymentBusyError, match="test-steps"):
-        run_execution(live.engine, sfn, arn, payment_id=payment_id, name=f"pay-{payment_id}-twin",
-                      saga_input=ExecutionInput(payment_id, event["merchant_id"]), lease_ms=60_000,
-                      wait_ms=200)
+        run_execution(services, name=f"pay-{payment_id}-twin",
+                      saga_input=ExecutionInput(payment_id, event["merchant_id"]), wait_ms=200)
     assert _saga_runs(live, payment_id) == 0 and live.gateway_calls(event["payment_id"]) == []
     assert payment_row(live, event["payment_id"])["status"] == "created"
 
@@ -129,7 +128,6 @@ def test_a_start_or_replay_that_cannot_take_the_lease_runs_nothing(live: LiveSta
         conn.execute(text("INSERT INTO saga_executions (execution_arn, payment_id, name, input)"
                           " VALUES ('arn:running', :id, 'test-steps', CAST(:input AS jsonb))"),
                      {"id": payment_id, "input": json.dumps(event)})
-    services = local_services(now)
     with pytest.raises(ReplayError, match="test-steps"):
         replay(services, "arn:running")
     assert _saga_runs(live, payment_id) == 1 and payment_row(live, event["payment_id"])["status"] == "created"
@@ -141,12 +139,11 @@ def test_a_start_over_a_final_payment_answers_from_what_was_recorded(live: LiveS
     for forward in (validate.handler, reserve.handler, authorize.handler, capture.handler, commit.handler,
                     notify.handler):
         forward(dict(event), None)
-    sfn, arn = local_step_functions(settings())
+    services = local_services(settings())
     # The holder finished but never gave the lease back (its process died): nothing is left to run, so the start
     # answers at once from the record, without waiting out the lease and without an execution.
-    run = run_execution(live.engine, sfn, arn, payment_id=payment_id, name=f"pay-{payment_id}-later",
-                        saga_input=ExecutionInput(payment_id, event["merchant_id"]), lease_ms=60_000,
-                        wait_ms=0)
+    run = run_execution(services, name=f"pay-{payment_id}-later",
+                        saga_input=ExecutionInput(payment_id, event["merchant_id"]), wait_ms=0)
     assert run.execution_arn is None and run.payment.status == "succeeded"
     assert _saga_runs(live, payment_id) == 0
 
@@ -157,10 +154,9 @@ def test_a_start_waits_for_the_lease_to_lapse_then_runs_the_payment(live: LiveSt
     with live.engine.begin() as conn:  # its holder died before starting anything; its lease ends in 300 ms
         conn.execute(text("UPDATE payments SET lease_expires_at = clock_timestamp() + interval '300 ms'"
                           " WHERE id = :id"), {"id": payment_id})
-    sfn, arn = local_step_functions(settings())
-    run = run_execution(live.engine, sfn, arn, payment_id=payment_id, name=f"pay-{payment_id}-later",
-                        saga_input=ExecutionInput(payment_id, event["merchant_id"]), lease_ms=60_000,
-                        wait_ms=10_000)
+    services = local_services(settings())
+    run = run_execution(services, name=f"pay-{payment_id}-later",
+                        saga_input=ExecutionInput(payment_id, event["merchant_id"]), wait_ms=10_000)
     assert run.response is not None and run.response["status"] == "SUCCEEDED", run.response
     assert run.payment.status == "succeeded" and run.payment.lease_token == event["lease_token"] + 1
     assert run.payment.lease_holder is None, "the execution gave its lease back"

@@ -40,13 +40,6 @@ def lambda_handler(target: str) -> str:
     return f"{module}.{function}"
 
 
-def is_compensation(target: str) -> bool:
-    """Whether the registry's handler `target` compensates or recovers (by its declared role, never by its name):
-    sized from the compensation pool, never alarmed as a forward step."""
-    (role,) = {step.role for step in registry.STEPS.values() if step.handler == target}
-    return role is not registry.Role.FORWARD
-
-
 @dataclass(frozen=True)
 class FunctionBase:
     """What every function shares."""

@@ -64,6 +64,14 @@ def substitution_key(step: str) -> str:
     return f"{step}FunctionArn"
 
 
+def step_of_substitution(placeholder: str) -> str:
+    """'${ValidatePaymentFunctionArn}' (a Task's FunctionName in statemachine.asl.json) -> 'ValidatePayment'."""
+    step = placeholder.removeprefix("${").removesuffix("}").removesuffix("FunctionArn")
+    if substitution_key(step) != placeholder[2:-1] or step not in STEPS:
+        raise KeyError(f"{placeholder!r} names no registered step")
+    return step
+
+
 def function_arn(step: str, *, region: str, account: str, prefix: str = FUNCTION_NAME_PREFIX) -> str:
     return f"arn:aws:lambda:{region}:{account}:function:{function_name(step, prefix)}"
 

@@ -17,6 +17,7 @@ from local.saga_runtime import STATE_MACHINE_FILE
 from local.simulate.faults import Where
 from local.simulate.world import Backends
 from saga.idempotency import COMPLETED, record_key
+from steps import registry
 from steps.errors import ExecutionSuperseded
 from store import lifecycle
 from store.payments import transition_payment
@@ -41,7 +42,7 @@ def _retried_errors() -> dict[str, frozenset[str]]:
     for state in definition["States"].values():
         function = state.get("Parameters", {}).get("FunctionName", "")
         if state.get("Type") == "Task" and function:
-            step = function.removeprefix("${").removesuffix("FunctionArn}")
+            step = registry.step_of_substitution(function)
             retried[step] = frozenset(name for rule in state.get("Retry", []) for name in rule["ErrorEquals"])
     return retried
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from infra.config import Config, config_from_context
-from infra.functions import is_compensation, lambda_handler
+from infra.functions import lambda_handler
 from steps import registry
 from tests.unit.infra.support import START, Synth, functions_by_name, synthesize
 
@@ -34,8 +34,8 @@ def test_registry_targets_become_lambda_handlers() -> None:
     assert lambda_handler("steps.validate:handler") == "steps.validate.handler"
     with pytest.raises(ValueError, match="module:function"):
         lambda_handler("steps.validate.handler")
-    assert not is_compensation(registry.HANDLERS["ValidatePayment"])
-    assert is_compensation(registry.HANDLERS["RejectPayment"])
+    assert registry.STEPS["ValidatePayment"].role is registry.Role.FORWARD
+    assert registry.STEPS["RejectPayment"].role is registry.Role.COMPENSATION
 
 
 def test_defaults_are_valid() -> None:
@@ -61,7 +61,7 @@ def test_context_reaches_the_stack(configured: Synth) -> None:
     for name, (_, props) in functions_by_name(configured).items():
         assert props["Layers"] == [{"Ref": layer_id}], name
         assert props["Environment"]["Variables"]["SANDBOX_GATEWAY_URL"] == "https://sandbox.example.test"
-        if name != START and not is_compensation(registry.HANDLERS[name.removeprefix("paysaga-")]):
+        if name != START and registry.STEPS[name.removeprefix("paysaga-")].role is registry.Role.FORWARD:
             assert props["ReservedConcurrentExecutions"] == 7
     subscriptions = [r["Properties"] for r in configured.of_type("AWS::SNS::Subscription").values()]
     assert [(s["Protocol"], s["Endpoint"]) for s in subscriptions] == [("email", "oncall@example.test")]

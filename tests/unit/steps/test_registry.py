@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from local.simulate.faults import COMPENSATIONS, FORWARD_STEPS
 from steps import registry
 from steps.registry import Role
@@ -21,7 +23,7 @@ def _tasks() -> dict[str, dict[str, Any]]:
     for state in states.values():
         if state["Type"] == "Task":
             function = state["Parameters"]["FunctionName"]
-            tasks[function.removeprefix("${").removesuffix("FunctionArn}")] = state
+            tasks[registry.step_of_substitution(function)] = state
     return tasks
 
 
@@ -45,7 +47,7 @@ def test_every_registered_step_is_a_task_of_the_saga_and_back() -> None:
 def test_each_compensation_runs_when_its_step_or_a_later_one_fails() -> None:
     states = json.loads(STATE_MACHINE.read_text())["States"]
     names = {step: name for name, state in states.items() if state["Type"] == "Task"
-             for step in [state["Parameters"]["FunctionName"].removeprefix("${").removesuffix("FunctionArn}")]}
+             for step in [registry.step_of_substitution(state["Parameters"]["FunctionName"])]}
     forward = registry.with_role(Role.FORWARD)
     for step, declared in registry.STEPS.items():
         if declared.role is not Role.COMPENSATION:
@@ -74,3 +76,10 @@ def test_the_simulation_draws_its_steps_from_the_registry_in_the_saga_order() ->
                              "NotifyMerchant")
     assert COMPENSATIONS == ("RejectPayment", "ReleaseReservation", "VoidAuthorization", "RefundCapture",
                              "ReverseLedger", "ParkNotification", "ParkPayment")
+
+
+def test_a_placeholder_names_its_step_or_none() -> None:
+    assert registry.step_of_substitution(f"${{{registry.substitution_key('CaptureOrVoid')}}}") == "CaptureOrVoid"
+    for wrong in ("${Nope FunctionArn}", "${CaptureOrVoid}", "CaptureOrVoidFunctionArn"):
+        with pytest.raises(KeyError):
+            registry.step_of_substitution(wrong)

@@ -79,7 +79,12 @@ def test_a_row_that_records_a_capture_is_never_in_a_failed_status(engine: Engine
         conn.execute(text("UPDATE payments SET captured_amount_minor = 700 WHERE id = :id"), {"id": payment})
         assert "captured_never_failed" in _refusal(conn, "UPDATE payments SET status = 'failed' WHERE id = :id",
                                                    payment)
-        assert {"captured", "committed", "succeeded"} <= lifecycle.HOLDS_CAPTURE
+        assert "captured_never_failed" in _refusal(conn, "UPDATE payments SET status = 'rejected' WHERE id = :id",
+                                                   payment)
+        # A status that may hold a capture takes it (refunded: the money went back, and the row says how much).
+        conn.execute(text("UPDATE payments SET status = 'refunded' WHERE id = :id"), {"id": payment})
+        status = conn.execute(text("SELECT status FROM payments WHERE id = :id"), {"id": payment}).scalar_one()
+        assert status == "refunded" and status in lifecycle.HOLDS_CAPTURE
 
 
 def test_one_lease_at_a_time_and_its_token_only_goes_up(engine: Engine) -> None:

@@ -4,7 +4,6 @@ server lacks) and every other service's concurrently."""
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -14,19 +13,22 @@ CALLERS = 8
 
 
 class CountingApp:
-    """A WSGI app that holds each request 20 ms and records how many it held at once."""
+    """A WSGI app that records how many requests it holds at once. Each request waits, at most HOLD_S, for a second
+    one to join it: concurrent requests meet at once; serialized ones never do."""
+
+    HOLD_S = 0.05
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._met = threading.Condition()
         self.inside = 0
         self.most_inside = 0
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        with self._lock:
+        with self._met:
             self.inside += 1
             self.most_inside = max(self.most_inside, self.inside)
-        time.sleep(0.02)
-        with self._lock:
+            self._met.notify_all()
+            self._met.wait_for(lambda: self.most_inside > 1, timeout=self.HOLD_S)
             self.inside -= 1
         start_response("200 OK", [])
         return [b"{}"]

@@ -48,13 +48,14 @@ _RELEASE = text(
 def take_lease(conn: Connection, *, payment_id: int, holder: str, lease_ms: int) -> Lease | LeaseHeld:
     """The lease with a new fencing token, or who holds it now. The payment must exist."""
     assert lease_ms > 0, lease_ms
-    token = conn.execute(_TAKE, {"id": payment_id, "holder": holder, "lease_ms": lease_ms}).scalar()
-    if token is not None:
-        return Lease(payment_id, int(token), holder)
-    held = holder_of(conn, payment_id=payment_id)
-    if held is None:  # released between the two statements: the caller tries again
-        return LeaseHeld(payment_id, "", datetime.min)
-    return held
+    while True:
+        token = conn.execute(_TAKE, {"id": payment_id, "holder": holder, "lease_ms": lease_ms}).scalar()
+        if token is not None:
+            return Lease(payment_id, int(token), holder)
+        held = holder_of(conn, payment_id=payment_id)
+        if held is not None:
+            return held
+        # Released between the two statements: free now, so the next UPDATE takes it (or meets a new holder).
 
 
 def holder_of(conn: Connection, *, payment_id: int) -> LeaseHeld | None:

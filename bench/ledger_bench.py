@@ -57,6 +57,7 @@ def seed(engine: Engine, workload: str, count: int, first_id: int) -> list[Job]:
                 api_key_prefix="k",
                 max_amount_minor=10**9,
                 currencies=[CURRENCY],
+                gateway="sandbox",
             )
             for g in range(gateways):
                 ensure_chart(conn, merchant_id=f"mer_{workload}_{m}", gateway=f"gw{g}", currency=CURRENCY)

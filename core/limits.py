@@ -67,6 +67,20 @@ EXECUTION_LEASE_MS: Final[int] = START_FUNCTION_TIMEOUT_S * 1_000
 # longer than its holder can live, so a live holder is never overtaken.
 IDEMPOTENCY_IN_PROGRESS_TTL_MS: Final[int] = (START_FUNCTION_TIMEOUT_S + 30) * 1_000
 
+# ---- The payment-status sync (saga/sync.py) -------------------------------------------------------------------
+
+# A payment left unfinished with no execution running (parked, or its execution died) is asked about after this
+# long: past any execution that could still be finishing it, and past a gateway's usual webhook delay.
+SYNC_GRACE_MS: Final[int] = 60_000
+# How often the sync runs (the EventBridge schedule on AWS, the local stack's worker).
+SYNC_INTERVAL_MS: Final[int] = 60_000
+# After this many executions a payment is left parked for an engineer (with an alert) instead of replayed again.
+SYNC_MAX_EXECUTIONS: Final[int] = 6
+# Card schemes let an authorization lapse after about 7 days (Stripe: `capture_before`); the sync settles one before
+# that, with this margin.
+AUTHORIZATION_LIFETIME_MS: Final[int] = 7 * 24 * 3_600_000
+AUTHORIZATION_SAFETY_MS: Final[int] = 24 * 3_600_000
+
 # ---- The fence around AuthorizeGateway (DESIGN 6) ------------------------------------------------------------
 
 # The fenced section: the authorization at its timeout, the lookup that resolves an unknown outcome (another gateway
@@ -112,6 +126,12 @@ assert FENCE_TTL_MS >= FENCED_SECTION_MAX_MS + FENCE_MARGIN_MS, (
 assert FENCE_TTL_MS > STEP_LAMBDA_TIMEOUT_S * 1_000, "the fence must outlive the invocation that holds it"
 assert FENCE_TTL_MS > TASK_TIMEOUT_S * 1_000, "the fence must outlive the Task attempt that holds it"
 assert FENCE_REDIS_MAX_WAIT_MS < FENCE_MARGIN_MS, "the margin must cover taking the fence on a slow Redis"
+
+# The sync.
+assert SYNC_GRACE_MS > 0 and SYNC_INTERVAL_MS > 0
+assert SYNC_INTERVAL_MS * SYNC_MAX_EXECUTIONS < AUTHORIZATION_SAFETY_MS, (
+    "every sync attempt at an authorization must fit before it lapses")
+assert AUTHORIZATION_SAFETY_MS < AUTHORIZATION_LIFETIME_MS
 
 # The start path.
 assert SFN_SYNC_READ_TIMEOUT_S > STATE_MACHINE_TIMEOUT_S, "botocore must wait for the execution's own end"

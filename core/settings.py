@@ -13,6 +13,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core import limits
+from core.gateways import GatewayName
 
 
 class SettingsError(RuntimeError):
@@ -44,13 +45,21 @@ class Settings(BaseSettings):
     # Off AWS only: the ASL file the local runtime executes (benchmarks swap in a trivial machine).
     local_state_machine_file: str | None = Field(default=None, validation_alias="LOCAL_STATE_MACHINE_FILE")
 
-    gateway: Literal["sandbox", "stripe", "adyen"] = Field(default="sandbox", validation_alias="PAYMENT_GATEWAY")
+    # The gateway of a merchant created without one (each payment then uses its merchant's, recorded at start).
+    gateway: GatewayName = Field(default="sandbox", validation_alias="PAYMENT_GATEWAY")
+    # On AWS the gateways' credentials and webhook secrets are not in the environment: the adapters read them from
+    # this Secrets Manager secret (JSON with STRIPE_API_KEY, STRIPE_WEBHOOK_SECRET, ADYEN_API_KEY, ADYEN_HMAC_KEY).
+    gateway_secrets_arn: str | None = Field(default=None, validation_alias="GATEWAY_SECRETS_ARN")
     sandbox_gateway_url: str | None = Field(default=None, validation_alias="SANDBOX_GATEWAY_URL")
     stripe_api_key: SecretStr | None = Field(default=None, validation_alias="STRIPE_API_KEY")
     stripe_api_base: str | None = Field(default=None, validation_alias="STRIPE_API_BASE")
+    # Verifies Stripe-Signature on POST /v1/webhooks/stripe (the endpoint's whsec_ secret).
+    stripe_webhook_secret: SecretStr | None = Field(default=None, validation_alias="STRIPE_WEBHOOK_SECRET")
     adyen_api_key: SecretStr | None = Field(default=None, validation_alias="ADYEN_API_KEY")
     adyen_merchant_account: str | None = Field(default=None, validation_alias="ADYEN_MERCHANT_ACCOUNT")
     adyen_checkout_url: str | None = Field(default=None, validation_alias="ADYEN_CHECKOUT_URL")
+    # Verifies each notification item's HMAC on POST /v1/webhooks/adyen (hex, as Adyen's Customer Area shows it).
+    adyen_hmac_key: SecretStr | None = Field(default=None, validation_alias="ADYEN_HMAC_KEY")
 
     # The defaults below are core/limits.py's, where their relations to each other are asserted.
     gateway_timeout_ms: int = Field(default=limits.GATEWAY_TIMEOUT_MS, ge=100, le=60_000,

@@ -1,4 +1,5 @@
-"""Alarms, all sent to one SNS topic: notifications dead-lettered, executions failed, function errors, API 5xx."""
+"""Alarms, all sent to one SNS topic: notifications dead-lettered, executions failed, function errors, API 5xx,
+payments the sync left parked."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as actions
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
@@ -16,6 +18,9 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 PERIOD = Duration.minutes(5)
+METRIC_NAMESPACE = "paysaga"
+# The line saga/sync.py logs when it stops replaying a payment (tests/unit/infra checks the two agree).
+SYNC_GAVE_UP_MESSAGE = "payment left parked after the sync's last attempt; an engineer must look"
 # Forward steps raise on business outcomes too (a decline is a Lambda error Step Functions catches), so they alarm on
 # an error rate; a start function or compensation error is never expected, so those alarm on the first one.
 STEP_ERROR_RATE_PERCENT = 20
@@ -25,7 +30,8 @@ class Alarms(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, topic_name: str, alarm_email: str,
                  dlq: sqs.IQueue, state_machine: sfn.StateMachine, api: apigw.RestApi,
                  start_function: lambda_.IFunction, forward_steps: Mapping[str, lambda_.IFunction],
-                 compensations: Mapping[str, lambda_.IFunction]) -> None:
+                 compensations: Mapping[str, lambda_.IFunction], webhook_function: lambda_.IFunction,
+                 sync_function: lambda_.Function) -> None:
         super().__init__(scope, construct_id)
         self.topic = sns.Topic(self, "Topic", topic_name=topic_name, enforce_ssl=True)
         if alarm_email:
@@ -43,6 +49,17 @@ class Alarms(Construct):
                   api.metric_server_error(period=PERIOD, statistic="Sum"))
         self._any("StartFunctionErrors", "the start function crashed",
                   start_function.metric_errors(period=PERIOD, statistic="Sum"))
+        self._any("WebhookFunctionErrors", "the gateway webhook function crashed (the gateways redeliver)",
+                  webhook_function.metric_errors(period=PERIOD, statistic="Sum"))
+        self._any("SyncFunctionErrors", "a payment-status sync pass crashed",
+                  sync_function.metric_errors(period=PERIOD, statistic="Sum"))
+        # saga/sync.py logs this line for each payment it stops replaying: an engineer must look at it.
+        left_parked = logs.MetricFilter(
+            self, "PaymentsLeftParkedFilter", log_group=sync_function.log_group,
+            filter_pattern=logs.FilterPattern.string_value("$.message", "=", SYNC_GAVE_UP_MESSAGE),
+            metric_namespace=METRIC_NAMESPACE, metric_name="PaymentsLeftParked", metric_value="1")
+        self._any("PaymentsLeftParked", "the sync left a payment parked after its last attempt",
+                  left_parked.metric(period=PERIOD, statistic="Sum"))
         for step, function in compensations.items():
             self._any(f"{step}Errors", f"compensation/recovery {step} failed",
                       function.metric_errors(period=PERIOD, statistic="Sum"))

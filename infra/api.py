@@ -56,13 +56,15 @@ def waf_rules(requests_per_5min: int) -> list[wafv2.CfnWebACL.RuleProperty]:
 
 class PaymentsApi(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, name: str, handler: lambda_.IFunction,
-                 waf_requests_per_5min: int, log_retention: logs.RetentionDays) -> None:
+                 webhook_handler: lambda_.IFunction, waf_requests_per_5min: int,
+                 log_retention: logs.RetentionDays) -> None:
         super().__init__(scope, construct_id)
         access_logs = logs.LogGroup(self, "AccessLogs", retention=log_retention, removal_policy=RemovalPolicy.DESTROY)
         self.api = apigw.RestApi(
             self, "Api",
             rest_api_name=name,
-            description="paysaga: POST /v1/payments (synchronous saga), GET /v1/payments/{payment_id}",
+            description="paysaga: POST /v1/payments (synchronous saga), GET /v1/payments/{payment_id}, "
+                        "POST /v1/webhooks/{gateway}",
             endpoint_types=[apigw.EndpointType.REGIONAL],
             cloud_watch_role=True,
             deploy_options=apigw.StageOptions(
@@ -83,6 +85,11 @@ class PaymentsApi(Construct):
         payments = self.api.root.add_resource("v1").add_resource("payments")
         payments.add_method("POST", integration)
         payments.add_resource("{payment_id}").add_method("GET", integration)
+        # Gateways' events: their own function; the signature is the authentication (no merchant key).
+        webhooks = self.api.root.get_resource("v1")
+        assert webhooks is not None
+        webhook_integration = apigw.LambdaIntegration(webhook_handler, proxy=True, timeout=INTEGRATION_TIMEOUT)
+        webhooks.add_resource("webhooks").add_resource("{gateway}").add_method("POST", webhook_integration)
 
         self.web_acl = wafv2.CfnWebACL(
             self, "WebAcl",

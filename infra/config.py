@@ -8,9 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from core.gateways import GATEWAY_NAMES
 from steps.registry import FUNCTION_NAME_PREFIX
-
-GATEWAYS = ("sandbox", "stripe", "adyen")
 
 
 @dataclass(frozen=True)
@@ -19,6 +18,10 @@ class Config:
     # PAYMENT_GATEWAY given to the functions, and the sandbox gateway's base URL when that one is used.
     gateway: str = "sandbox"
     sandbox_gateway_url: str = ""
+    # Adyen's account and live checkout endpoint (https://<prefix>-checkout-live.adyenpayments.com/checkout/v71);
+    # its API key and HMAC key, like Stripe's keys, go into the gateway secret after the first deploy.
+    adyen_merchant_account: str = ""
+    adyen_checkout_url: str = ""
     # A zip of the Python dependencies (`python/` inside), built in CI for the Lambda runtime; empty: no layer.
     dependencies_layer_zip: str = ""
     # Where alarms send mail; empty: the alarm topic has no subscription.
@@ -34,8 +37,8 @@ class Config:
     log_retention_days: int = 30
 
     def __post_init__(self) -> None:
-        if self.gateway not in GATEWAYS:
-            raise ValueError(f"context 'gateway' must be one of {GATEWAYS}, not {self.gateway!r}")
+        if self.gateway not in GATEWAY_NAMES:
+            raise ValueError(f"context 'gateway' must be one of {GATEWAY_NAMES}, not {self.gateway!r}")
         if not 100 <= self.waf_requests_per_5min <= 2_000_000_000:
             raise ValueError("context 'waf_requests_per_5min' must be between 100 and 2e9 (WAF's bounds)")
         if not 0.5 <= self.aurora_min_acu <= self.aurora_max_acu <= 256:

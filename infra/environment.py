@@ -25,6 +25,8 @@ def runtime_environment(
     event_bus: str,
     gateway: str,
     sandbox_gateway_url: str,
+    adyen_merchant_account: str,
+    adyen_checkout_url: str,
     gateway_timeout_ms: int,
     idempotency_in_progress_ttl_ms: int,
     execution_lease_ms: int,
@@ -48,6 +50,7 @@ def runtime_environment(
         "LEASE_WAIT_MS": str(lease_wait_ms),
         "LOG_LEVEL": log_level,
     }
-    if sandbox_gateway_url:
-        environment["SANDBOX_GATEWAY_URL"] = sandbox_gateway_url
+    optional = {"SANDBOX_GATEWAY_URL": sandbox_gateway_url, "ADYEN_MERCHANT_ACCOUNT": adyen_merchant_account,
+                "ADYEN_CHECKOUT_URL": adyen_checkout_url}
+    environment.update({name: value for name, value in optional.items() if value})
     return environment

@@ -43,5 +43,17 @@ class ResourceNames:
         return f"{self.prefix}-StartPayment"
 
     @property
+    def webhook_function(self) -> str:
+        return f"{self.prefix}-GatewayWebhooks"
+
+    @property
+    def sync_function(self) -> str:
+        return f"{self.prefix}-PaymentSync"
+
+    @property
+    def gateway_secret(self) -> str:
+        return f"{self.prefix}/gateways"
+
+    @property
     def alarm_topic(self) -> str:
         return f"{self.prefix}-alarms"

@@ -24,6 +24,7 @@ from infra.functions import (
     StartFunction,
     StepLambdas,
 )
+from infra.gateways import GatewayIntegration
 from infra.messaging import Messaging
 from infra.names import ResourceNames
 from infra.network import Network
@@ -61,6 +62,8 @@ class PaysagaStack(Stack):
             event_bus=messaging.bus.event_bus_name,
             gateway=config.gateway,
             sandbox_gateway_url=config.sandbox_gateway_url,
+            adyen_merchant_account=config.adyen_merchant_account,
+            adyen_checkout_url=config.adyen_checkout_url,
             gateway_timeout_ms=GATEWAY_TIMEOUT_MS,
             idempotency_in_progress_ttl_ms=IN_PROGRESS_TTL_MS,
             execution_lease_ms=EXECUTION_LEASE_MS,
@@ -75,17 +78,25 @@ class PaysagaStack(Stack):
         start = StartFunction(self, "Start", base, name=names.start_function,
                               reserved_concurrency=config.start_concurrency).function
         saga = PaymentSaga(self, "Saga", name=names.state_machine, functions=steps.by_step, log_retention=retention)
-        start.add_environment("STATE_MACHINE_ARN", saga.state_machine.state_machine_arn)
-        saga.state_machine.grant_start_sync_execution(start)
+        gateways = GatewayIntegration(self, "Gateways", base, webhook_function_name=names.webhook_function,
+                                      sync_function_name=names.sync_function, secret_name=names.gateway_secret)
+        # The sync replays payments: it runs executions as the start function does.
+        for function in (start, gateways.sync):
+            function.add_environment("STATE_MACHINE_ARN", saga.state_machine.state_machine_arn)
+            saga.state_machine.grant_start_sync_execution(function)
+        gateway_users = [*steps.by_step.values(), gateways.webhook, gateways.sync]
+        for function in gateway_users:
+            function.add_environment("GATEWAY_SECRETS_ARN", gateways.secret.secret_arn)
+        gateways.grant_read(*gateway_users)
 
-        for function in [start, *steps.by_step.values()]:
+        for function in [start, *steps.by_step.values(), gateways.webhook, gateways.sync]:
             database.secret.grant_read(function)
         tables.idempotency.grant_read_write_data(start)
         tables.worker_slots.grant_read_write_data(start)
         for step in QUEUE_PRODUCERS:
             messaging.queue.grant_send_messages(steps.by_step[step])
 
-        api = PaymentsApi(self, "Api", name=config.prefix, handler=start,
+        api = PaymentsApi(self, "Api", name=config.prefix, handler=start, webhook_handler=gateways.webhook,
                           waf_requests_per_5min=config.waf_requests_per_5min, log_retention=retention)
         Alarms(
             self, "Alarms",
@@ -94,6 +105,7 @@ class PaysagaStack(Stack):
             forward_steps={s: f for s, f in steps.by_step.items() if s in registry.with_role(registry.Role.FORWARD)},
             compensations={s: f for s, f in steps.by_step.items()
                            if s in registry.with_role(registry.Role.COMPENSATION, registry.Role.RECOVERY)},
+            webhook_function=gateways.webhook, sync_function=gateways.sync,
         )
 
         CfnOutput(self, "ApiUrl", value=api.api.url)

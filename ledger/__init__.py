@@ -4,7 +4,7 @@ All functions take a SQLAlchemy Connection whose transaction the caller owns, ar
 """
 
 from ledger.chart import Chart, ensure_chart
-from ledger.posting import post, reserve, reverse, void
+from ledger.posting import dispute, post, reserve, reverse, void
 from ledger.results import LedgerResult
 
-__all__ = ["Chart", "LedgerResult", "ensure_chart", "post", "reserve", "reverse", "void"]
+__all__ = ["Chart", "LedgerResult", "dispute", "ensure_chart", "post", "reserve", "reverse", "void"]

@@ -65,6 +65,27 @@ def _get_or_create(
     return int(conn.execute(select(accounts.c.id).where(accounts.c.code == code)).scalar_one())
 
 
+def disputes_code(gateway: str, currency: str) -> str:
+    return f"disputes:{gateway}:{currency}"
+
+
+def chargeback_losses_code(currency: str) -> str:
+    return f"chargeback_losses:{currency}"
+
+
+def dispute_accounts(conn: Connection, *, gateway: str, currency: str) -> tuple[int, int, int]:
+    """(gateway clearing, disputes, chargeback losses) of this gateway and currency, made if missing. Disputes holds
+    what the gateway took back for an open chargeback (debit-normal); losses is an expense (debit-normal)."""
+    _check_currency_code(currency)
+    clearing = _get_or_create(conn, code=gateway_clearing_code(gateway, currency), kind="gateway_clearing",
+                              currency=currency, normal_side="debit", gateway=gateway)
+    held = _get_or_create(conn, code=disputes_code(gateway, currency), kind="disputes", currency=currency,
+                          normal_side="debit", gateway=gateway)
+    losses = _get_or_create(conn, code=chargeback_losses_code(currency), kind="chargeback_losses",
+                            currency=currency, normal_side="debit")
+    return clearing, held, losses
+
+
 def fees_revenue_account(conn: Connection, *, currency: str) -> int:
     return _get_or_create(
         conn, code=fees_revenue_code(currency), kind="fees_revenue", currency=currency, normal_side="credit"

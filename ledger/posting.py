@@ -9,6 +9,10 @@ Money flow of a card payment (amounts in minor units of one currency):
                post     debit  merchant payable F, credit fees revenue F.
 - void:        release  the pending A on both accounts.
 - reverse:     post the posted entries of `post` with sides swapped (refund): every account's net effect is zero.
+- dispute D (a chargeback of a captured payment; D at most what was posted):
+    opened:    debit  disputes D, credit gateway clearing D (the gateway took D back while the dispute runs);
+    won:       debit  gateway clearing D, credit disputes D (the money came back);
+    lost:      debit  chargeback losses D, credit disputes D (written off; billing the merchant is finance's call).
 
 Every function takes a Connection whose transaction the caller owns (CommitLedger posts, moves the payment's
 status and writes the outbox in one transaction), is keyword-only and idempotent by (payment_id, kind). Concurrency:
@@ -26,7 +30,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, Row, insert, select, text
 
-from ledger.chart import ensure_chart, fees_revenue_account
+from ledger.chart import dispute_accounts, ensure_chart, fees_revenue_account
 from ledger.results import LedgerResult
 from ledger.schema import accounts, ledger_entries, ledger_transactions
 from store.results import Reason
@@ -288,9 +292,9 @@ def void(conn: Connection, *, payment_id: int, description: str | None = None) -
                   description=description)
 
 
-def reverse(conn: Connection, *, payment_id: int, description: str | None = None) -> LedgerResult:
-    """Add the posted entries of the payment's post with sides swapped (refund and fee returned)."""
-    kind = "reverse"
+def _after_post(conn: Connection, payment_id: int, kind: str) -> LedgerResult | tuple[dict[str, _Tx], _Tx]:
+    """For an operation on a posted payment (reverse, disputes): the payment's transactions and its post, or the
+    result saying why there is nothing to do (no payment, `kind` applied before, nothing posted)."""
     if not _lock_payment(conn, payment_id):
         return _not(Reason.PAYMENT_NOT_FOUND, payment_id, kind)
     existing = _transactions(conn, payment_id)
@@ -300,6 +304,16 @@ def reverse(conn: Connection, *, payment_id: int, description: str | None = None
     posted = existing.get("post")
     if posted is None:
         return _not(Reason.NOTHING_POSTED, payment_id, kind)
+    return existing, posted
+
+
+def reverse(conn: Connection, *, payment_id: int, description: str | None = None) -> LedgerResult:
+    """Add the posted entries of the payment's post with sides swapped (refund and fee returned)."""
+    kind = "reverse"
+    found = _after_post(conn, payment_id, kind)
+    if isinstance(found, LedgerResult):
+        return found
+    _, posted = found
     flip = {"debit": "credit", "credit": "debit"}
     entries = [
         _Entry(e.account_id, flip[e.side], "post", e.amount_minor)
@@ -309,3 +323,31 @@ def reverse(conn: Connection, *, payment_id: int, description: str | None = None
     return _apply(conn, payment_id=payment_id, kind=kind, currency=posted.currency,
                   amount_minor=posted.amount_minor, fee_minor=posted.fee_minor, entries=entries,
                   reverses_transaction_id=posted.id, description=description)
+
+
+DISPUTE_KINDS = ("dispute_opened", "dispute_won", "dispute_lost")
+
+
+def dispute(conn: Connection, *, payment_id: int, kind: str, gateway: str, amount_minor: int,
+            description: str | None = None) -> LedgerResult:
+    """Move a disputed amount: `kind` is dispute_opened, dispute_won or dispute_lost (see the module docstring).
+    A decision (won, lost) needs the opening; at most one of each per payment; never more than was posted."""
+    if kind not in DISPUTE_KINDS:
+        raise ValueError(f"kind must be one of {DISPUTE_KINDS} (got {kind!r})")
+    if amount_minor <= 0:
+        raise ValueError(f"amount_minor must be positive, got {amount_minor}")
+    found = _after_post(conn, payment_id, kind)
+    if isinstance(found, LedgerResult):
+        return found
+    existing, posted = found
+    if amount_minor > posted.amount_minor:
+        return _not(Reason.EXCEEDS_RESERVATION, payment_id, kind)
+    decided = [k for k in ("dispute_won", "dispute_lost") if k in existing]
+    if kind != "dispute_opened" and ("dispute_opened" not in existing or decided):
+        return _not(Reason.ALREADY_RESOLVED if decided else Reason.NOT_FOUND, payment_id, kind)
+    clearing, held, losses = dispute_accounts(conn, gateway=gateway, currency=posted.currency)
+    debit, credit = {"dispute_opened": (held, clearing), "dispute_won": (clearing, held),
+                     "dispute_lost": (losses, held)}[kind]
+    entries = [_Entry(debit, "debit", "post", amount_minor), _Entry(credit, "credit", "post", amount_minor)]
+    return _apply(conn, payment_id=payment_id, kind=kind, currency=posted.currency, amount_minor=amount_minor,
+                  entries=entries, description=description)

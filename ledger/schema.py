@@ -27,8 +27,10 @@ from sqlalchemy.dialects.postgresql import CHAR
 
 from store.schema import CURRENCY_CHECK, metadata, sql_in, timestamp_column
 
-ACCOUNT_KINDS = ("merchant_payable", "gateway_clearing", "fees_revenue")
-TRANSACTION_KINDS = ("reserve", "post", "void", "reverse")
+# disputes: what a gateway took back for an open chargeback; chargeback_losses: what lost ones cost (an expense).
+ACCOUNT_KINDS = ("merchant_payable", "gateway_clearing", "fees_revenue", "disputes", "chargeback_losses")
+# dispute_*: a chargeback opened, won (the money came back) or lost (written off to chargeback losses).
+TRANSACTION_KINDS = ("reserve", "post", "void", "reverse", "dispute_opened", "dispute_won", "dispute_lost")
 ENTRY_SIDES = ("debit", "credit")
 # pending: adds to *_pending; release: takes back from *_pending; post: adds to *_posted (TigerBeetle's two phases).
 ENTRY_EFFECTS = ("pending", "release", "post")

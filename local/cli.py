@@ -17,7 +17,9 @@ from rich.markup import escape
 from rich.table import Table
 from sqlalchemy import Engine
 
-from core.settings import SettingsError
+from core import limits
+from core.settings import SettingsError, load_settings
+from local.gateway_tokens import TOKENS, Scenario
 from local.stack import local
 from local.stack.process import StackError
 from local.stack.state import load, stack_dir
@@ -144,7 +146,9 @@ def run() -> None:
 
 
 def _demo_key_file() -> Path:
-    return stack_dir() / "demo-merchant.key"
+    """One demo merchant per gateway: `PAYMENT_GATEWAY=stripe make run` pays through Stripe, not an earlier
+    run's sandbox merchant."""
+    return stack_dir() / f"demo-merchant-{load_settings().gateway}.key"
 
 
 def ensure_demo_merchant() -> str:
@@ -159,7 +163,7 @@ def ensure_demo_merchant() -> str:
                 return key_file.read_text().strip()
     with engine.begin() as conn:
         _, api_key = create_merchant(conn, name="Demo Shop", currencies=["EUR", "USD", "GBP", "JPY"],
-                                     max_amount_minor=5_000_000)
+                                     gateway=load_settings().gateway, max_amount_minor=5_000_000)
     key_file.parent.mkdir(parents=True, exist_ok=True)
     key_file.touch(mode=0o600)
     key_file.write_text(api_key + "\n")
@@ -207,6 +211,7 @@ def merchants_create(
     currency: list[str] = typer.Option(["EUR"], "--currency", help="ISO 4217 code it accepts; repeat for more."),
     max_amount_minor: int = typer.Option(1_000_000, help="Largest single payment, in minor units."),
     webhook_url: str | None = typer.Option(None, help="Where payment events are delivered."),
+    gateway: str | None = typer.Option(None, help="sandbox, stripe or adyen (default: PAYMENT_GATEWAY, sandbox)."),
 ) -> None:
     """Create a merchant and print its API key (shown this once)."""
     from core.money import is_currency  # noqa: PLC0415
@@ -217,6 +222,7 @@ def merchants_create(
         raise StackError(f"--currency: {', '.join(bad)} is not a supported ISO 4217 code")
     with _engine().begin() as conn:
         merchant_id, api_key = create_merchant(conn, name=name, currencies=currency,
+                                               gateway=gateway or load_settings().gateway,
                                                max_amount_minor=max_amount_minor, webhook_url=webhook_url)
     console.print(f"merchant [bold]{merchant_id}[/] created")
     console.print(f"API key (shown once, stored hashed): [bold]{api_key}[/]")
@@ -259,7 +265,8 @@ def pay(
     currency: str = typer.Option("EUR", "--currency"),
     merchant_key: str | None = typer.Option(None, "--merchant-key", help="Default: the demo merchant's key."),
     idempotency_key: str | None = typer.Option(None, "--idempotency-key", help="Default: a new ULID."),
-    token: str = typer.Option("tok_approve", "--token", help="Payment method token (sandbox test tokens)."),
+    token: str | None = typer.Option(None, "--token", help="Payment method token (README: each gateway's test "
+                                     "tokens); default: an approved card of the demo merchant's gateway."),
     customer: str = typer.Option("cus_demo", "--customer"),
     order: str | None = typer.Option(None, "--order"),
     url: str | None = typer.Option(None, "--url", help="Default: the local stack's API."),
@@ -274,7 +281,8 @@ def pay(
         raise StackError("the local API is not running: `paysaga stack up` (or pass --url)")
     key = merchant_key or ensure_demo_merchant()
     idem = idempotency_key or str(ULID())
-    body = {"amount_minor": amount, "currency": currency, "payment_method_token": token,
+    card = token or TOKENS[load_settings().gateway][Scenario.APPROVE]
+    body = {"amount_minor": amount, "currency": currency, "payment_method_token": card,
             "customer_reference": customer, "order_reference": order or f"order-{idem}"}
     try:
         response = httpx.post(f"{base}/v1/payments", json=body, timeout=330,
@@ -356,6 +364,33 @@ def executions_replay(execution: str = typer.Argument(..., help="Execution ARN o
         services.close()
     console.print(f"replayed as {outcome.execution_arn}: {outcome.status} {outcome.error or ''} "
                   f"-> payment is [bold]{outcome.payment_status}[/]")
+
+
+@app.command("sync")
+@one_line_errors
+def sync_command(
+    grace_ms: int = typer.Option(limits.SYNC_GRACE_MS, min=0, help="Only payments untouched for this long (ms)."),
+    payment: list[int] = typer.Option([], "--payment", help="Only this payment id; repeat for more."),
+) -> None:
+    """One pass of the payment-status sync: apply waiting webhook notices, resolve payments left pending."""
+    from local.saga_runtime import local_services  # noqa: PLC0415
+    from saga.sync import sync  # noqa: PLC0415
+
+    use_stack_env()
+    services = local_services(load_settings())
+    try:
+        report = sync(services, grace_ms=grace_ms, only=payment or None)
+    finally:
+        services.close()
+    console.print(f"notices applied: {report.notices_applied}, still waiting: {report.notices_waiting}")
+    for payment_id, status in report.replayed.items():
+        console.print(f"payment {payment_id}: replayed -> [bold]{status}[/]")
+    for payment_id in report.given_up:
+        console.print(f"[bold red]payment {payment_id}: left parked after its last attempt; look at it[/]")
+    for payment_id in report.not_started:
+        console.print(f"payment {payment_id}: no execution yet (the client's retry with its key resumes it)")
+    for payment_id, why in report.errors.items():
+        console.print(f"[yellow]payment {payment_id}: {escape(why)}[/]")
 
 
 @app.command("simulate")

@@ -7,6 +7,7 @@ a clock they move, an id source they step), never by patching module attributes.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -19,6 +20,9 @@ from core.settings import Settings, SettingsError
 from saga.idempotency import IdempotencyGate
 from saga.sfn import StepFunctions, aws_step_functions
 from saga.snowflake import create_generator
+from steps.gateway.factory import gateway_for
+from steps.gateway.notices import notice_reader
+from steps.gateway.port import Gateway
 
 __all__ = ["IdSource", "Services", "bootstrap"]
 
@@ -57,6 +61,8 @@ class Services:
     ids: IdSource
     sfn: StepFunctions
     state_machine_arn: str
+    # The adapter of a gateway by name (made once each): the webhook routes verify and read events with it.
+    gateways: Callable[[str], Gateway]
     # Where the execution's history can be read back (the local runtime keeps it; Express on AWS does not).
     keeps_history: bool = field(default=False)
 
@@ -80,13 +86,16 @@ def bootstrap(
                                 "stack runs the saga on its own runtime (paysaga stack up / make run)")
         step_functions = aws_step_functions(settings)
     sfn, arn = step_functions
+    engine = db_engine(settings)
     return Services(
         settings=settings,
-        engine=db_engine(settings),
+        engine=engine,
         gate=gate or IdempotencyGate(client("dynamodb", settings), settings.idempotency_table,
                                      in_progress_ttl_ms=settings.idempotency_in_progress_ttl_ms),
         ids=ids or _LazyIds(lambda: create_generator(settings)),
         sfn=sfn,
         state_machine_arn=arn,
+        gateways=functools.cache(lambda name: gateway_for(name, settings, timeout_ms=settings.gateway_timeout_ms,
+                                                          notices=notice_reader(engine))),
         keeps_history=hasattr(sfn, "get_execution_history") and not settings.state_machine_arn,
     )

@@ -26,6 +26,10 @@ from saga.api.request import header, idempotency_key, parse_body
 from saga.bootstrap import Services, bootstrap
 from saga.merchant_keys import authenticate
 from saga.start import Answered, BackendUnavailable, KeyInFlight, KeyReused, start_payment
+from saga.webhooks import receive
+from steps.gateway.notices import WebhookRejected, WebhookSource
+from steps.gateway.port import GatewayNotConfigured
+from store.disputes import disputes_of_payment
 from store.merchants import Merchant
 from store.payments import get_payment
 
@@ -34,6 +38,7 @@ __all__ = ["build_resolver", "handler", "make_handler", "shutdown"]
 logger = Logger(service="paysaga-start")
 RETRY_AFTER_S = 2
 _PAYMENT_ID = re.compile(r"^[0-9]{1,19}$")
+WEBHOOK_GATEWAYS = ("stripe", "adyen")  # the sandbox sends none: its outcomes are read by lookup
 
 
 def unavailable(what: str) -> ApiError:
@@ -109,11 +114,39 @@ def build_resolver(services: Callable[[], Services]) -> APIGatewayRestResolver:
         try:
             with services().engine.connect() as conn:
                 payment = get_payment(conn, payment_id=int(payment_id))
+                disputes = disputes_of_payment(conn, payment_id=int(payment_id)) if payment is not None else []
         except SQLAlchemyError as error:
             raise unavailable("the database") from error
         if payment is None or payment.merchant_id != merchant.id:  # another merchant's payment does not exist for you
             raise ApiError(404, "PaymentNotFound", f"no payment {payment_id}", "payment_id")
-        return _proxy(json_response(200, payment_body(payment)))
+        return _proxy(json_response(200, payment_body(payment, disputes)))
+
+    @app.post("/v1/webhooks/<gateway>")
+    def gateway_webhook(gateway: str) -> Response[str]:
+        """A gateway's events: verified, stored once, applied (saga.webhooks). No merchant key: the signature is
+        the authentication."""
+        try:
+            source = services().gateways(gateway) if gateway in WEBHOOK_GATEWAYS else None
+        except GatewayNotConfigured as error:
+            logger.error("webhook for an unconfigured gateway", extra={"gateway": gateway, "error": str(error)})
+            raise unavailable(f"the {gateway} gateway") from error
+        if not isinstance(source, WebhookSource):
+            raise ApiError(404, "NotFound", f"no webhooks are taken from {gateway!r}", "gateway")
+        event = app.current_event
+        body = (event.decoded_body or "").encode("utf-8")
+        try:
+            received = receive(services().engine, source, body, dict(event.headers or {}))
+        except WebhookRejected as refused:
+            logger.warning("webhook refused", extra={"gateway": gateway, "why": str(refused)})
+            raise ApiError(400, "WebhookRejected", str(refused), "signature") from refused
+        except SQLAlchemyError as error:
+            raise unavailable("the database") from error  # the gateway redelivers: nothing was stored
+        logger.info("webhook received", extra={"gateway": gateway, "stored": received.stored,
+                                               "duplicates": received.duplicates, "applied": received.applied})
+        if gateway == "adyen":  # Adyen wants exactly this body, or it redelivers
+            return Response(status_code=200, body="[accepted]", content_type="text/plain")
+        return _proxy(json_response(200, {"received": True, "stored": received.stored,
+                                          "duplicates": received.duplicates}))
 
     @app.exception_handler(ApiError)
     def _api_error(error: ApiError) -> Response[str]:

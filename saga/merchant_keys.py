@@ -8,6 +8,7 @@ import secrets
 from sqlalchemy import Connection
 from ulid import ULID
 
+from core.gateways import GATEWAY_NAMES
 from core.money import MAX_AMOUNT_MINOR
 from store.merchants import Merchant, find_by_key_hash, insert_merchant, rotate_key
 
@@ -24,17 +25,20 @@ def key_hash(api_key: str) -> bytes:
 
 
 def create_merchant(
-    conn: Connection, *, name: str, currencies: list[str], max_amount_minor: int = 1_000_000,
+    conn: Connection, *, name: str, currencies: list[str], gateway: str, max_amount_minor: int = 1_000_000,
     webhook_url: str | None = None,
 ) -> tuple[str, str]:
-    """(merchant id, API key). The key is returned once and never stored in the clear."""
+    """(merchant id, API key). The key is returned once and never stored in the clear. ``gateway`` is where the
+    merchant's payments go (sandbox, stripe or adyen)."""
     if not 0 < max_amount_minor <= MAX_AMOUNT_MINOR:
         raise ValueError(f"max_amount_minor must be between 1 and {MAX_AMOUNT_MINOR}")
+    if gateway not in GATEWAY_NAMES:
+        raise ValueError(f"gateway must be one of {', '.join(GATEWAY_NAMES)} (got {gateway!r})")
     merchant_id = f"mer_{ULID()}"
     api_key = new_key()
     insert_merchant(conn, merchant_id=merchant_id, name=name, api_key_sha256=key_hash(api_key),
                     api_key_prefix=api_key[:SHOWN_PREFIX_CHARS], max_amount_minor=max_amount_minor,
-                    currencies=currencies, webhook_url=webhook_url)
+                    currencies=currencies, gateway=gateway, webhook_url=webhook_url)
     return merchant_id, api_key
 
 

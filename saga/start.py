@@ -90,7 +90,7 @@ def start_payment(services: Services, *, merchant: Merchant, key: str, request: 
         with services.engine.begin() as conn:
             insert_payment(conn, payment_id=payment_id, merchant_id=merchant.id, amount_minor=request.amount_minor,
                            currency=request.currency, capture_mode=request.capture_mode,
-                           gateway=services.settings.gateway, customer_ref=request.customer_reference,
+                           gateway=merchant.gateway, customer_ref=request.customer_reference,
                            order_ref=request.order_reference, payment_method_token=request.payment_method_token,
                            metadata=request.metadata)
         run = _run(services, saga_input)

@@ -59,7 +59,7 @@ def _authorize(data: StepInput) -> StepResult:
     refuse_if_failed(payment)
     check_lease(payment, data)
     payment_key = str(payment.id)
-    gateway = deps.gateway()
+    gateway = deps.gateway(payment)
     try:
         with authorize_fence(deps.fence_redis(), payment_key):
             try:
@@ -98,10 +98,10 @@ def _authorize(data: StepInput) -> StepResult:
 handler = _authorize
 
 
-def cancel_at_gateway(gateway: Gateway, payment_id: str) -> str:
+def cancel_at_gateway(gateway: Gateway, payment_id: str, gateway_reference: str | None = None) -> str:
     """Cancel the authorization if the gateway holds one; what happened, in a word. Asks the gateway first, since
     an authorization may exist that we never recorded (an unknown outcome, a crash after the gateway answered)."""
-    snapshot = gateway.lookup(payment_id=payment_id)
+    snapshot = gateway.lookup(payment_id=payment_id, gateway_reference=gateway_reference)
     if snapshot is None or snapshot.status in (GatewayStatus.DECLINED, GatewayStatus.VOIDED):
         return "nothing_to_void"
     if snapshot.status in (GatewayStatus.CAPTURED, GatewayStatus.CAPTURE_SUBMITTED):
@@ -128,7 +128,7 @@ def _void(data: StepInput) -> StepResult:
     check_lease(recorded, data)  # a superseded execution voids nothing
     if recorded.status in lifecycle.CAPTURE_STANDS:  # past the pivot: nothing of it is ours to void
         return {"outcome": f"not_voidable_{recorded.status}"}
-    outcome = cancel_at_gateway(deps.gateway(), str(data.payment_id))
+    outcome = cancel_at_gateway(deps.gateway(recorded), str(data.payment_id), recorded.gateway_reference)
     with deps.engine().begin() as conn:
         payment = claim(conn, data)
         # Recorded from the gateway's answer, not from whether this run voided: a run that voided and died before

@@ -45,7 +45,7 @@ def _settle(data: StepInput, payment: Payment, status: GatewayStatus, amount_min
 def _capture(data: StepInput, gateway: Gateway, payment: Payment, amount_minor: int) -> StepResult:
     key = str(payment.id)
     if payment.status == Status.CAPTURE_SUBMITTED:  # acknowledged earlier: ask how it ended
-        snapshot = gateway.lookup(payment_id=key)
+        snapshot = gateway.lookup(payment_id=key, gateway_reference=payment.gateway_reference)
         if snapshot is None:
             raise TransientError(f"the gateway does not know payment {key}")
         return _settle(data, payment, snapshot.status, snapshot.captured_minor or amount_minor)
@@ -54,7 +54,7 @@ def _capture(data: StepInput, gateway: Gateway, payment: Payment, amount_minor: 
         answer = gateway.capture(payment_id=key, gateway_reference=payment.gateway_reference,
                                  amount_minor=amount_minor, currency=payment.currency)
     except GatewayRejected:
-        snapshot = gateway.lookup(payment_id=key)
+        snapshot = gateway.lookup(payment_id=key, gateway_reference=payment.gateway_reference)
         if snapshot is not None and snapshot.status in (GatewayStatus.VOIDED, GatewayStatus.DECLINED):
             # The authorization is gone (a compensation voided it before its process died): nothing can be
             # captured, so turn back (release the reservation, fail the payment) instead of parking forever.
@@ -62,7 +62,7 @@ def _capture(data: StepInput, gateway: Gateway, payment: Payment, amount_minor: 
             raise CaptureFailed(f"the authorization of payment {key} is {snapshot.status.value}") from None
         raise
     except GatewayOutcomeUnknown:
-        snapshot = gateway.lookup(payment_id=key)
+        snapshot = gateway.lookup(payment_id=key, gateway_reference=payment.gateway_reference)
         if snapshot is None:
             raise TransientError(f"the gateway does not know payment {key}") from None
         return _settle(data, payment, snapshot.status, snapshot.captured_minor or amount_minor)
@@ -79,7 +79,7 @@ def _capture_or_void(data: StepInput) -> StepResult:
         return {"action": "captured", "captured_amount_minor": payment.captured_amount_minor, "replayed": True}
     check_lease(payment, data)  # the gateway is asked only by the execution that holds the payment
     if payment.fraud_score is not None and decision_for(payment.fraud_score) == "review":
-        outcome = cancel_at_gateway(deps.gateway(), str(payment.id))
+        outcome = cancel_at_gateway(deps.gateway(payment), str(payment.id), payment.gateway_reference)
         if payment.status in (Status.AUTHORIZED, Status.NEEDS_ATTENTION):
             _record(data, Status.VOIDED)
         return {"action": "voided", "review": True, "outcome": outcome}
@@ -89,7 +89,7 @@ def _capture_or_void(data: StepInput) -> StepResult:
     amount_minor = data.capture_amount_minor or payment.amount_minor
     if amount_minor > payment.amount_minor:
         raise ValueError(f"capture of {amount_minor} exceeds the authorized {payment.amount_minor}")
-    return _capture(data, deps.gateway(), payment, amount_minor)
+    return _capture(data, deps.gateway(payment), payment, amount_minor)
 
 
 handler = _capture_or_void
@@ -106,13 +106,13 @@ def _refund(data: StepInput) -> StepResult:
         return {"outcome": "refunded", "refunded_minor": payment.captured_amount_minor, "replayed": True}
     if payment.status in lifecycle.FINAL:  # succeeded: another execution finished it; never refunded from here
         return {"outcome": f"not_refundable_{payment.status}"}
-    gateway, key = deps.gateway(), str(payment.id)
+    gateway, key = deps.gateway(payment), str(payment.id)
     try:
         assert payment.gateway_reference is not None, "a captured payment was authorized"
         gateway.refund(payment_id=key, gateway_reference=payment.gateway_reference,
                        amount_minor=payment.captured_amount_minor, currency=payment.currency)
     except GatewayOutcomeUnknown:
-        snapshot = gateway.lookup(payment_id=key)
+        snapshot = gateway.lookup(payment_id=key, gateway_reference=payment.gateway_reference)
         if snapshot is None or snapshot.refunded_minor < payment.captured_amount_minor:
             raise TransientError(f"refund of {key}: outcome unknown; retrying with the same key") from None
     except GatewayUnreachable as error:

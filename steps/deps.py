@@ -14,7 +14,9 @@ from core.db import engine as db_engine
 from core.settings import Settings, settings
 from steps.fence import fence_client
 from steps.gateway.factory import gateway_for
+from steps.gateway.notices import notice_reader
 from steps.gateway.port import Gateway
+from store.payments import Payment
 
 
 def current() -> Settings:
@@ -27,12 +29,14 @@ def engine() -> Engine:
 
 # Each is made once per settings object (frozen, hashable): one per process in Lambda, one per test in the suite.
 @functools.cache
-def _gateway(now: Settings) -> Gateway:
-    return gateway_for(now.gateway, now, timeout_ms=now.gateway_timeout_ms)
+def _gateway(now: Settings, name: str) -> Gateway:
+    return gateway_for(name, now, timeout_ms=now.gateway_timeout_ms, notices=notice_reader(db_engine(now)))
 
 
-def gateway() -> Gateway:
-    return _gateway(current())
+def gateway(payment: Payment) -> Gateway:
+    """The adapter of the gateway the payment recorded at start (its merchant's)."""
+    now = current()
+    return _gateway(now, payment.gateway or now.gateway)
 
 
 @functools.cache

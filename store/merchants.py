@@ -24,6 +24,7 @@ class Merchant:
     max_amount_minor: int
     currencies: list[str]
     webhook_url: str | None
+    gateway: str
     created_at: datetime
     key_rotated_at: datetime | None
 
@@ -37,6 +38,7 @@ def insert_merchant(
     api_key_prefix: str,
     max_amount_minor: int,
     currencies: Sequence[str],
+    gateway: str,
     webhook_url: str | None = None,
 ) -> WriteResult:
     row = conn.execute(
@@ -49,6 +51,7 @@ def insert_merchant(
             max_amount_minor=max_amount_minor,
             currencies=list(currencies),
             webhook_url=webhook_url,
+            gateway=gateway,
         )
         .on_conflict_do_nothing()
         .returning(merchants.c.id)

@@ -27,6 +27,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY, CHAR, JSONB
 
+from core.gateways import GATEWAY_NAMES
 from store.lifecycle import HOLDS_CAPTURE, PAYMENT_STATUSES
 
 metadata = MetaData(
@@ -61,8 +62,11 @@ merchants = Table(
     Column("max_amount_minor", BigInteger, nullable=False),
     Column("currencies", ARRAY(Text), nullable=False),
     Column("webhook_url", Text, nullable=True),
+    # Where this merchant's payments go; each payment records it at start (payments.gateway).
+    Column("gateway", Text, nullable=False),
     timestamp_column("created_at"),
     timestamp_column("key_rotated_at", nullable=True, default=False),
+    CheckConstraint(sql_in("gateway", GATEWAY_NAMES), name="gateway"),
     CheckConstraint("max_amount_minor > 0", name="max_amount_positive"),
     CheckConstraint("octet_length(api_key_sha256) = 32", name="key_hash_is_sha256"),
 )
@@ -152,4 +156,53 @@ saga_executions = Table(
     Column("replay_of", Text, ForeignKey("saga_executions.execution_arn"), nullable=True),
     CheckConstraint(sql_in("status", EXECUTION_STATUSES), name="status"),
 )
+# Every webhook event a gateway sent us, stored once by (gateway, event_id) before it is applied; an event for a payment
+# we do not know yet (or one that arrives before the saga recorded what it refers to) stays unapplied until it can be.
+gateway_notices = Table(
+    "gateway_notices",
+    metadata,
+    Column("gateway", Text, primary_key=True),
+    Column("event_id", Text, primary_key=True),
+    Column("kind", Text, nullable=False),
+    # Our payment, once resolved (from the payment id the gateway echoed, or from its reference).
+    Column("payment_id", BigInteger, ForeignKey("payments.id"), nullable=True, index=True),
+    Column("payment_ref", Text, nullable=True),  # the payment id as the gateway echoed it, unparsed
+    Column("gateway_reference", Text, nullable=True),
+    Column("operation_reference", Text, nullable=True),
+    Column("amount_minor", BigInteger, nullable=True),
+    Column("currency", CHAR(3), nullable=True),
+    Column("reason", Text, nullable=True),
+    timestamp_column("occurred_at", default=False),
+    timestamp_column("received_at"),
+    timestamp_column("applied_at", nullable=True, default=False),
+    Column("apply_attempts", Integer, nullable=False, server_default=text("0")),
+    Column("last_error", Text, nullable=True),
+    Column("payload", JSONB, nullable=False),
+    CheckConstraint(sql_in("gateway", GATEWAY_NAMES), name="gateway"),
+    CheckConstraint("amount_minor IS NULL OR amount_minor >= 0", name="amount_non_negative"),
+    CheckConstraint("currency IS NULL OR " + CURRENCY_CHECK, name="currency_iso4217"),
+)
+Index("ix_gateway_notices_gateway_reference", gateway_notices.c.gateway, gateway_notices.c.gateway_reference)
+Index("ix_gateway_notices_unapplied", gateway_notices.c.received_at, postgresql_where=text("applied_at IS NULL"))
+
+DISPUTE_STATUSES = ("open", "won", "lost")
+# A chargeback (dispute) of a captured payment, as the gateway reported it; its money moves in the ledger.
+disputes = Table(
+    "disputes",
+    metadata,
+    Column("gateway", Text, primary_key=True),
+    Column("reference", Text, primary_key=True),  # Stripe dispute id; Adyen: the chargeback's pspReference
+    Column("payment_id", BigInteger, ForeignKey("payments.id"), nullable=False, index=True),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("currency", CHAR(3), nullable=False),
+    Column("status", Text, nullable=False, server_default=text("'open'")),
+    Column("reason", Text, nullable=True),
+    timestamp_column("opened_at"),
+    timestamp_column("closed_at", nullable=True, default=False),
+    CheckConstraint("amount_minor > 0", name="amount_positive"),
+    CheckConstraint(CURRENCY_CHECK, name="currency_iso4217"),
+    CheckConstraint(sql_in("status", DISPUTE_STATUSES), name="status"),
+    CheckConstraint("(status = 'open') = (closed_at IS NULL)", name="closed_when_decided"),
+)
+
 Index("ix_saga_executions_status_started_at", saga_executions.c.status, saga_executions.c.started_at)

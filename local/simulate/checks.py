@@ -90,13 +90,13 @@ def entries_digest(backends: Backends) -> dict[int, tuple[Any, ...]]:
     return {int(r[0]): tuple(r[1:]) for r in rows}
 
 
-def trace_counts(backends: Backends) -> tuple[int, ...]:
+def trace_counts(backends: Backends, gateway: str) -> tuple[int, ...]:
     """Rows and gateway calls anything could have written: a rejected request must change none of them."""
     with backends.engine.connect() as conn:
         counts = conn.execute(text(
             "SELECT (SELECT count(*) FROM payments), (SELECT count(*) FROM saga_executions),"
             " (SELECT count(*) FROM ledger_transactions), (SELECT count(*) FROM outbox)")).one()
-    return (*(int(c) for c in counts), len(backends.gateway_calls()))
+    return (*(int(c) for c in counts), len(backends.gateway_calls(gateway=gateway)))
 
 
 # -- the checks ------------------------------------------------------------------------------------------------
@@ -353,10 +353,10 @@ class _Checker:
         for r in rows:
             pid, status = int(r.id), str(r.status)
             statuses[status] += 1
-            gateway = self.backends.gateway_snapshot(str(pid))
+            gateway = self.backends.gateway_snapshot(str(pid), self.run.gateway)
             held = gateway is not None and gateway["status"] == "authorized"
             charged = 0 if gateway is None else int(gateway["captured_minor"]) - int(gateway["refunded_minor"])
-            kinds = list(r.kinds)
+            kinds = [k for k in r.kinds if not k.startswith("dispute_")]  # disputes: property 13
             if status == "succeeded":
                 self.expect(12, kinds == ["reserve", "post"] and r.posted == r.captured_amount_minor == charged
                             and r.events >= 1,
@@ -370,6 +370,37 @@ class _Checker:
             else:
                 self.expect(12, False, f"still {status} after {self.run.config.max_replays} replay rounds "
                                        f"(ledger {kinds}, gateway {gateway and gateway['status']})", pid)
+
+
+    # 13 ---------------------------------------------------------------------------------------------------------
+    def gateway_events(self, conn: Connection) -> None:
+        """Webhooks (local.simulate.gateway_events): every event answered 200 and applied; a dispute opened once
+        and decided at most once, as sent, with its ledger movement once; a redelivery changed nothing."""
+        events = self.run.events
+        if events is None:
+            return
+        report = events.report
+        for refused in report.refused:
+            self.expect(13, False, f"a genuine webhook was answered {refused}")
+        changes = report.before_redelivery.changed_by(report.after_redelivery)
+        self.expect(13, not changes, f"redelivering {report.redelivered} notices changed: {'; '.join(changes)}")
+        waiting = conn.execute(text(
+            "SELECT event_id, kind, payment_id, last_error FROM gateway_notices"
+            " WHERE gateway = :g AND applied_at IS NULL AND payment_id = ANY(:ids)"),
+            {"g": self.run.gateway, "ids": self.payment_ids}).all()
+        for row in waiting:
+            self.expect(13, False, f"notice {row.event_id} ({row.kind}) never applied: {row.last_error}",
+                        int(row.payment_id))
+        for sent in report.disputes:
+            kinds = conn.execute(text("SELECT kind FROM ledger_transactions WHERE payment_id = :p"),
+                                 {"p": sent.payment_id}).scalars().all()
+            recorded = conn.execute(text("SELECT status FROM disputes WHERE gateway = :g AND reference = :r"),
+                                    {"g": self.run.gateway, "r": sent.reference}).scalar_one_or_none()
+            expected = ["dispute_opened"] + ([f"dispute_{sent.decision}"] if sent.decision else [])
+            moved = sorted(k for k in kinds if k.startswith("dispute_"))
+            self.expect(13, moved == sorted(expected) and recorded == (sent.decision or "open"),
+                        f"dispute {sent.reference} sent {sent.decision or 'open'}: ledger {moved}, "
+                        f"recorded {recorded}", sent.payment_id)
 
 
 def _normal(result: Any) -> Any:
@@ -386,7 +417,7 @@ def check_all(run: SeedRun, *, entries_before: dict[int, tuple[Any, ...]]
     checker = _Checker(run)
     calls: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for pid in checker.payment_ids:
-        calls[pid] = run.backends.gateway_calls(str(pid))
+        calls[pid] = run.backends.gateway_calls(str(pid), run.gateway)
     queue = run.backends.drain_queue()
     statuses: Counter[str] = Counter()
     with run.backends.engine.connect() as conn:
@@ -401,5 +432,6 @@ def check_all(run: SeedRun, *, entries_before: dict[int, tuple[Any, ...]]
         checker.gateway_keys(calls)
         checker.answers(conn)
         checker.money(conn, statuses)
+        checker.gateway_events(conn)
         conn.rollback()
     return checker.violations, checker.checked, statuses

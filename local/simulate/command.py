@@ -39,7 +39,8 @@ from local.stack import local
 # execution lease no longer than the key's hold, as settings require; the same values as local/testing/live.py).
 SIM_ENV = {"GATEWAY_TIMEOUT_MS": "300", "IDEMPOTENCY_IN_PROGRESS_TTL_MS": "6000", "EXECUTION_LEASE_MS": "6000",
            "LEASE_WAIT_MS": "3000", "LOG_LEVEL": "ERROR"}
-BACKEND_VARS = ("DATABASE_URL", "REDIS_URL", "AWS_ENDPOINT_URL", "SANDBOX_GATEWAY_URL", "STATE_MACHINE_ARN")
+BACKEND_VARS = ("DATABASE_URL", "REDIS_URL", "AWS_ENDPOINT_URL", "SANDBOX_GATEWAY_URL", "STATE_MACHINE_ARN",
+                "STRIPE_API_BASE", "ADYEN_CHECKOUT_URL", "PAYSAGA_API_PORT")
 MAX_JOBS = 8
 POLL_S = 0.2
 STOP_GRACE_S = 60.0  # for a worker told to stop (or interrupted) to finish its seed and take its stack down
@@ -63,12 +64,15 @@ def throwaway_stack(root: Path | None = None) -> Iterator[Backends]:
     try:
         for name in BACKEND_VARS:
             os.environ.pop(name, None)
-        state = local.up(root, with_api=False)
+        # The API server takes the local gateways' webhooks (Adyen's capture outcomes arrive that way); the
+        # simulation runs its own start handler in this process and replays parked payments itself: no sync worker.
+        state = local.up(root, with_api=True, with_sync=False)
         os.environ.update({**state.env(), **SIM_ENV})
         settings.cache_clear()
         # The simulation takes worker slots away on purpose and counts it (ids_lease_lost): no warning per event.
         logging.getLogger("saga.snowflake").setLevel(logging.ERROR)
-        yield Backends(settings(), redis_pid=state.parts["redis"].pid, aws_pid=state.parts["aws"].pid)
+        yield Backends(settings(), redis_pid=state.parts["redis"].pid, aws_pid=state.parts["aws"].pid,
+                       api_url=state.parts["api"].url)
     finally:
         local.down(root)
         shutil.rmtree(root, ignore_errors=True)

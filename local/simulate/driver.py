@@ -14,10 +14,12 @@ from typing import Any
 from sqlalchemy import select
 
 from core.aws import LambdaHandler
+from local.gateway_tokens import TOKENS, Scenario
 from local.http.apigateway import new_context, to_event
 from local.simulate import checks
 from local.simulate.checks import Checkpoint, Violation
 from local.simulate.faults import Injector, Plan, plan_for
+from local.simulate.gateway_events import GatewayEvents
 from local.simulate.ids import IdSource, SteppedClock
 from local.simulate.world import Backends, HolderDiedError, Outcome, RequestPlan, SimStepFunctions
 from saga import idempotency
@@ -30,11 +32,15 @@ from store import lifecycle
 from store.merchants import get_merchant
 from store.schema import payments, saga_executions
 
-TOKENS = (  # (token, weight): mostly approvals, every business outcome and every gateway fault present
-    ("tok_approve", 55), ("tok_decline", 8), ("tok_insufficient_funds", 5), ("tok_capture_fails", 7),
-    ("tok_5xx_then_success", 7), ("tok_timeout_before_send", 6), ("tok_timeout_after_commit", 6),
-    ("tok_slow", 3), ("tok_fraudulent", 3),
+# (what the card does, weight): mostly approvals, every business outcome and every gateway fault present; each seed
+# sends the token of its gateway for each (a gateway that cannot do one, Stripe a refused capture, never draws it).
+CARDS = (
+    (Scenario.APPROVE, 55), (Scenario.DECLINE, 8), (Scenario.INSUFFICIENT_FUNDS, 5), (Scenario.CAPTURE_FAILS, 7),
+    (Scenario.UNAVAILABLE_FIRST, 7), (Scenario.TIMEOUT_BEFORE_SEND, 6), (Scenario.TIMEOUT_AFTER_COMMIT, 6),
+    (Scenario.SLOW, 3), (Scenario.FRAUDULENT, 3),
 )
+# Each seed's merchant pays through one gateway, drawn from a stream of its own (the seed's other draws unchanged).
+GATEWAYS = (("sandbox", 2), ("stripe", 1), ("adyen", 1))
 SCENARIOS = (("plain", 62), ("double_start", 12), ("holder_crash", 10), ("same_key", 8), ("stepped_ids", 8))
 MAX_AMOUNT_MINOR = 100_000
 SAME_KEY_REQUESTS = 3
@@ -48,6 +54,8 @@ class SimulationConfig:
     payments_per_seed: int = 10
     max_replays: int = 4
     fault_probability: float = 0.75
+    # Every seed's merchant on this gateway; None: each seed draws its own (GATEWAYS). Pinned findings keep theirs.
+    gateway: str | None = None
 
 
 @dataclass
@@ -62,6 +70,7 @@ class SeedResult:
 
 
 def _weighted(rng: random.Random, table: Sequence[tuple[str, int]]) -> str:
+    """One name of `table`, drawn by weight."""
     names, weights = zip(*table, strict=True)
     return str(rng.choices(names, weights=weights)[0])
 
@@ -75,6 +84,9 @@ class SeedRun:
         self.config = config
         self.rng = random.Random(seed)  # noqa: S311  # reproducible by seed, not secret
         self.more_rng = random.Random(f"execution-faults-{seed}")  # noqa: S311  # the faults added later
+        self.gateway = config.gateway or _weighted(random.Random(f"gateway-{seed}"), GATEWAYS)  # noqa: S311
+        self.cards = [(TOKENS[self.gateway][card], weight) for card, weight in CARDS if card in TOKENS[self.gateway]]
+        self.events: GatewayEvents | None = None
         self.result = SeedResult(seed)
         self.outcomes: list[Outcome] = []
         self.checkpoints: list[Checkpoint] = []
@@ -100,7 +112,8 @@ class SeedRun:
         self.probe_results: list[tuple[str, bool, str]] = []
         with backends.engine.begin() as conn:
             self.merchant_id, self.api_key = create_merchant(
-                conn, name=f"sim-{seed}", currencies=["EUR", "USD"], max_amount_minor=MAX_AMOUNT_MINOR)
+                conn, name=f"sim-{seed}", currencies=["EUR", "USD"], gateway=self.gateway,
+                max_amount_minor=MAX_AMOUNT_MINOR)
             merchant = get_merchant(conn, merchant_id=self.merchant_id)
         assert merchant is not None
         self.merchant = merchant
@@ -113,7 +126,7 @@ class SeedRun:
             amount = MAX_AMOUNT_MINOR + self.rng.randint(1, 1000)  # AmountAboveLimit
         body: dict[str, Any] = {
             "amount_minor": amount, "currency": self.rng.choice(("EUR", "EUR", "USD")),
-            "payment_method_token": _weighted(self.rng, TOKENS),
+            "payment_method_token": _weighted(self.rng, self.cards),
             "customer_reference": f"cus-{self.seed}-{index}", "order_reference": f"sim-{self.seed}-{index}",
         }
         if self.rng.random() < 0.1:
@@ -175,7 +188,7 @@ class SeedRun:
         """The start handler dies holding the key: 409 until the in-progress expiry, never before; then a retry
         resumes the same payment (property 9)."""
         body = self._body(index)
-        body["payment_method_token"] = "tok_approve"  # noqa: S105  # a sandbox test card
+        body["payment_method_token"] = TOKENS[self.gateway][Scenario.APPROVE]
         key = f"key-{self.seed}-{index}"
         outcome = Outcome(key=key, merchant_id=self.merchant_id, fingerprint="", scenario="holder_crash")
         when = self.rng.choice(("before", "after"))
@@ -224,7 +237,7 @@ class SeedRun:
     def same_key(self, index: int) -> None:
         """Concurrent requests with one key: one saga, one authorization (property 7)."""
         body = self._body(index)
-        body["payment_method_token"] = "tok_approve"  # noqa: S105  # a sandbox test card
+        body["payment_method_token"] = TOKENS[self.gateway][Scenario.APPROVE]
         key = f"key-{self.seed}-{index}"
         answers: list[int] = []
         barrier = threading.Barrier(SAME_KEY_REQUESTS)
@@ -255,6 +268,7 @@ class SeedRun:
             unfinished = self._unfinished()
             if not unfinished:
                 return
+            self.backends.let_gateway_settle(self.gateway, unfinished)  # as time passing before a replay would
             for payment_id in unfinished:
                 with self.backends.engine.connect() as conn:
                     arn = conn.execute(
@@ -282,15 +296,29 @@ class SeedRun:
         """Property 8 through the start handler: another body under a used key is 422, no key is 400; neither
         leaves a trace in the database or at the gateway."""
         used = next((o for o in self.outcomes if o.scenario == "plain" and o.http_status in (201, 202, 402)), None)
-        before = checks.trace_counts(self.backends)
+        before = checks.trace_counts(self.backends, self.gateway)
         body = self._body(10_000)
         if used is not None:
             status, answer = self._via_handler(used.key, body)
             self.probe_results.append(("reused key, other body -> 422", status == 422, f"{status} {answer}"))
         status, answer = self._via_handler(None, body)
         self.probe_results.append(("missing key -> 400", status == 400, f"{status} {answer}"))
-        after = checks.trace_counts(self.backends)
+        after = checks.trace_counts(self.backends, self.gateway)
         self.probe_results.append(("rejected requests leave no trace", before == after, f"{before} -> {after}"))
+
+    def gateway_events(self) -> None:
+        """Chargebacks and redelivered webhooks (local.simulate.gateway_events), for a Stripe or Adyen seed."""
+        if self.gateway == "sandbox":
+            return
+        ids = sorted({o.payment_id for o in self.outcomes if o.payment_id is not None})
+        self.backends.let_gateway_settle(self.gateway, ids)
+        self.events = GatewayEvents(self.backends, self.gateway, random.Random(f"webhooks-{self.seed}"))  # noqa: S311
+        self.events.chargebacks(ids)
+        self.events.redeliver(ids)
+        report = self.events.report
+        self.result.faults["chargebacks"] += len(report.disputes)
+        self.result.faults["webhooks_sent"] += report.sent
+        self.result.faults["webhooks_redelivered"] += report.redelivered
 
     def checkpoint(self) -> None:
         self.checkpoints.append(checks.take_checkpoint(self.backends))
@@ -318,6 +346,7 @@ class SeedRun:
                 self.injector.freezer.thaw_all()
                 self.settle()
                 self.replay_until_final()
+                self.gateway_events()
                 self.probes()
             finally:
                 self.injector.freezer.thaw_all()
@@ -328,6 +357,7 @@ class SeedRun:
         self.result.faults.update({f"ids_{k}": v for k, v in self.ids.events.items()})
         self.result.faults["double_start"] += self.sfn.double_starts
         self.result.payments = len(self.outcomes)
+        self.result.faults[f"gateway_{self.gateway}_payments"] += len(self.outcomes)
         self.result.violations, self.result.checked, self.result.statuses = checks.check_all(
             self, entries_before=entries_before)
         return self.result

@@ -8,6 +8,7 @@ import functools
 import json
 import random
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,6 +24,7 @@ from core.db import engine_for
 from core.settings import Settings
 from local.asl import LocalStepFunctions, ManualClock
 from local.aws_names import LOCAL_ACCOUNT, LOCAL_REGION
+from local.gateway_views import GatewayViews
 from local.saga_runtime import create_saga_machine
 from local.simulate.faults import Injector, Plan, Where
 from saga.bootstrap import Services, bootstrap
@@ -31,6 +33,8 @@ from saga.replay import ReplayError, replay
 from steps.contract import ExecutionInput
 
 HTTP_TIMEOUT_S = 10.0
+SETTLE_WAIT_S = 10.0  # for a local gateway's webhooks to reach the API (it retries a refused delivery)
+SETTLE_POLL_S = 0.05
 MAX_QUEUE_BATCHES = 500  # 10 messages each: bounds one drain of the notifications queue
 
 
@@ -43,6 +47,7 @@ class Backends:
     settings: Settings
     redis_pid: int | None
     aws_pid: int | None
+    api_url: str  # the API server: the local gateways' webhooks arrive there, and the simulation's redeliveries
 
     @functools.cached_property
     def dynamodb(self) -> Any:
@@ -65,25 +70,40 @@ class Backends:
         return make_url(self.settings.sqlalchemy_url).set(drivername="postgresql").render_as_string(
             hide_password=False)
 
-    @property
-    def gateway_url(self) -> str:
-        assert self.settings.sandbox_gateway_url, "the simulation runs against the sandbox gateway"
-        return self.settings.sandbox_gateway_url.rstrip("/")
+    @functools.cached_property
+    def gateways(self) -> GatewayViews:
+        """Each local gateway's own record: call log and view of a payment."""
+        settings = self.settings
+        urls = {name: url.rstrip("/") for name, url in (("sandbox", settings.sandbox_gateway_url),
+                                                        ("stripe", settings.stripe_api_base),
+                                                        ("adyen", settings.adyen_checkout_url)) if url}
+        key = settings.stripe_api_key.get_secret_value() if settings.stripe_api_key else None
+        return GatewayViews(urls=urls, stripe_api_key=key, http=self.http)
 
-    def gateway_calls(self, payment_id: str | None = None) -> list[dict[str, Any]]:
-        params = {"payment_id": payment_id} if payment_id is not None else {}
-        response = self.http.get(f"{self.gateway_url}/_sandbox/calls", params=params)
-        response.raise_for_status()
-        calls: list[dict[str, Any]] = response.json()["calls"]
-        return calls
+    def gateway_calls(self, payment_id: str | None = None, gateway: str = "sandbox") -> list[dict[str, Any]]:
+        return self.gateways.calls(gateway, payment_id)
 
-    def gateway_snapshot(self, payment_id: str) -> dict[str, Any] | None:
-        response = self.http.get(f"{self.gateway_url}/v1/payments/{payment_id}")
-        if response.status_code == 404:
-            return None
-        response.raise_for_status()
-        body: dict[str, Any] = response.json()
-        return body
+    def gateway_snapshot(self, payment_id: str, gateway: str = "sandbox") -> dict[str, Any] | None:
+        return self.gateways.snapshot(gateway, payment_id)
+
+    def let_gateway_settle(self, gateway: str, payment_ids: list[int], *, wait_s: float = SETTLE_WAIT_S) -> None:
+        """Time passes at an asynchronous gateway (the simulation moves time instead of waiting; the saga's own
+        retries run on a manual clock): the local Adyen server settles what is pending for these payments now, and
+        its webhooks reach the API. Bounded: a webhook still undelivered after `wait_s` is left to the checks."""
+        if gateway != "adyen":
+            return  # the sandbox and Stripe answer every lookup from their own state
+        base = self.gateways.urls["adyen"]
+        for payment_id in payment_ids:
+            self.http.post(f"{base}/_adyen/settle", params={"payment_id": str(payment_id)})  # 409: nothing pending
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            undelivered = [n for pid in payment_ids
+                           for n in self.http.get(f"{base}/_adyen/notifications",
+                                                  params={"payment_id": str(pid)}).json()["notifications"]
+                           if not n["delivered"]]
+            if not undelivered:
+                return
+            time.sleep(SETTLE_POLL_S)
 
     def drain_queue(self) -> list[dict[str, Any]]:
         """Every message now in the notifications queue (received, then deleted)."""

@@ -21,7 +21,8 @@ from local.stack.state import Part, StackState, clear, load, locked, save
 # Each process we start carries one of these in its command line; `down` checks it before it signals a pid, so a
 # recycled pid that now belongs to someone else is never killed.
 _MARKERS = {"redis": "redis-server", "aws": "local.stack.moto_server", "api": "local.http.server",
-            "gateway": "local.sandbox.server"}
+            "gateway": "local.sandbox.server", "stripe": "local.stripe.server", "adyen": "local.adyen.server",
+            "sync": "local.sync_worker"}
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,9 @@ def _probe(name: str, url: str) -> str | None:
         "postgres": health.postgres, "redis": health.redis, "aws": health.aws,
         "api": lambda u: health.http(u + "/health"),
         "gateway": lambda u: health.http(u + "/_sandbox/calls?payment_id=0"),
+        "stripe": lambda u: health.http(u + "/_health"),
+        "adyen": lambda u: health.http(u + "/_health"),
+        "sync": lambda _: None,  # no port: alive is all it can say
     }
     return probes[name](url)
 
@@ -137,8 +141,45 @@ def _start_gateway(root: Path, state: StackState, port: int | None = None) -> Pa
     return _start_service(root, state, "gateway", "local.sandbox.server", args=args, port=port)
 
 
+def _webhook_url(state: StackState, gateway: str) -> str:
+    """Where a local gateway delivers its webhooks: the API's route (its port is chosen before the API starts)."""
+    return f"http://{LOOPBACK}:{_api_port(state)}/v1/webhooks/{gateway}"
+
+
+def _api_port(state: StackState) -> int:
+    if "api" in state.parts and state.parts["api"].port is not None:
+        return state.parts["api"].port
+    if state.api_port is None:
+        state.api_port = int(os.environ.get("PAYSAGA_API_PORT") or free_port())
+    return state.api_port
+
+
+def _start_stripe(root: Path, state: StackState, port: int | None = None) -> Part:
+    """localstripe behind the front that adds idempotency, search, decline codes and faults (local/stripe)."""
+    port = port or free_port()
+    args = ["--host", LOOPBACK, "--port", str(port), "--state-dir", str(root / "stripe"),
+            "--webhook-url", _webhook_url(state, "stripe")]
+    return _start_service(root, state, "stripe", "local.stripe.server", args=args, port=port)
+
+
+def _start_adyen(root: Path, state: StackState, port: int | None = None) -> Part:
+    """The local Adyen Checkout v71 server; it validates every request and answer against Adyen's spec."""
+    port = port or free_port()
+    (root / "adyen").mkdir(parents=True, exist_ok=True)
+    # Like the sandbox, modifications settle ~1 s later, within CaptureOrVoid's CapturePending retries.
+    args = ["--host", LOOPBACK, "--port", str(port), "--db", str(root / "adyen" / "adyen.sqlite3"),
+            "--merchant-account", state.secrets["ADYEN_MERCHANT_ACCOUNT"], "--settle-after-ms", "1000",
+            "--webhook-url", _webhook_url(state, "adyen")]
+    return _start_service(root, state, "adyen", "local.adyen.server", args=args, port=port)
+
+
+def _start_sync(root: Path, state: StackState) -> Part:
+    process = _spawn("local.sync_worker", [], root / "sync" / "sync.log", _child_env(state))
+    return Part(name="sync", url="worker://payment-status-sync", pid=process.pid)  # it listens on no port
+
+
 def _start_api(root: Path, state: StackState, port: int | None = None) -> Part:
-    port = port or int(os.environ.get("PAYSAGA_API_PORT") or free_port())
+    port = port or _api_port(state)
     args = ["--host", LOOPBACK, "--port", str(port)]
     return _start_service(root, state, "api", "local.http.server", args=args, port=port)
 
@@ -161,17 +202,20 @@ def _prepare_backends(state: StackState) -> None:
         os.environ.update(saved)
 
 
-def _gateway_available() -> bool:
+def _available(module: str) -> bool:
+    """Whether this installation has the module a part runs (the local extra may be absent)."""
     import importlib.util  # noqa: PLC0415
 
     try:
-        return importlib.util.find_spec("local.sandbox.server") is not None
+        return "." not in module or importlib.util.find_spec(module) is not None
     except ModuleNotFoundError:
         return False
 
 
-def up(root: Path, *, with_api: bool = True) -> StackState:
-    """Start what is not running; refuse when a part we started has died."""
+def up(root: Path, *, with_api: bool = True, with_sync: bool | None = None) -> StackState:
+    """Start what is not running; refuse when a part we started has died. The sync worker runs beside the API
+    unless `with_sync` says otherwise (the simulation replays parked payments itself)."""
+    with_sync = with_api if with_sync is None else with_sync
     with locked(root):
         state = load(root)
         crashed = [s for s in status(root) if s.state == "crashed"]
@@ -192,12 +236,20 @@ def up(root: Path, *, with_api: bool = True) -> StackState:
                     state.parts[name] = start()
                     save(root, state)
             _prepare_backends(state)  # idempotent: migrations at head and existing resources are no-ops
-            if _gateway_available() and "gateway" not in state.parts:
-                state.parts["gateway"] = _start_gateway(root, state)
-                save(root, state)
-            if with_api and "api" not in state.parts:
-                state.parts["api"] = _start_api(root, state)
-                save(root, state)
+            # Every gateway runs, so that each merchant pays through its own (PAYMENT_GATEWAY is only the default).
+            services: list[tuple[str, Callable[[], Part]]] = [
+                ("gateway", lambda: _start_gateway(root, state)),
+                ("stripe", lambda: _start_stripe(root, state)),
+                ("adyen", lambda: _start_adyen(root, state)),
+            ]
+            if with_api:
+                services.append(("api", lambda: _start_api(root, state)))
+            if with_sync:
+                services.append(("sync", lambda: _start_sync(root, state)))
+            for name, start in services:
+                if name not in state.parts and _available(_MARKERS[name]):
+                    state.parts[name] = start()
+                    save(root, state)
         except BaseException:
             save(root, state)  # what did start is recorded, so `down` can stop it
             raise
@@ -205,7 +257,7 @@ def up(root: Path, *, with_api: bool = True) -> StackState:
 
 
 _RESTARTABLE: dict[str, Callable[[Path, StackState, int | None], Part]] = {
-    "api": _start_api, "gateway": _start_gateway,
+    "api": _start_api, "gateway": _start_gateway, "stripe": _start_stripe, "adyen": _start_adyen,
 }
 
 

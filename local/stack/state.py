@@ -6,6 +6,7 @@ import contextlib
 import fcntl
 import json
 import os
+import secrets
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -27,18 +28,33 @@ class Part:
     external: bool = False
 
 
+def new_secrets() -> dict[str, str]:
+    """The local gateways' credentials and webhook secrets: made at random for each stack, never the real ones (which
+    live in Secrets Manager on AWS). `paysaga stack env` prints them, so a tester can sign webhook events."""
+    return {
+        "STRIPE_API_KEY": "sk_test_local_" + secrets.token_hex(12),
+        "STRIPE_WEBHOOK_SECRET": "whsec_" + secrets.token_hex(24),
+        "ADYEN_API_KEY": "AQE_local_" + secrets.token_hex(16),
+        "ADYEN_MERCHANT_ACCOUNT": "PaysagaLocalECOM",
+        "ADYEN_HMAC_KEY": secrets.token_hex(32).upper(),
+    }
+
+
 @dataclass
 class StackState:
     parts: dict[str, Part] = field(default_factory=dict)
+    secrets: dict[str, str] = field(default_factory=new_secrets)
+    api_port: int | None = None  # chosen before the API starts: the local gateways deliver webhooks to it
 
     def env(self) -> dict[str, str]:
         """The environment every process of the local stack runs with (same names as the Lambda functions get)."""
         env: dict[str, str] = {}
         names = {"postgres": "DATABASE_URL", "redis": "REDIS_URL", "aws": "AWS_ENDPOINT_URL",
-                 "gateway": "SANDBOX_GATEWAY_URL"}
+                 "gateway": "SANDBOX_GATEWAY_URL", "stripe": "STRIPE_API_BASE", "adyen": "ADYEN_CHECKOUT_URL"}
         for key, variable in names.items():
             if key in self.parts:
                 env[variable] = self.parts[key].url
+        env.update(self.secrets)
         if "api" in self.parts and self.parts["api"].port is not None:
             env["PAYSAGA_API_PORT"] = str(self.parts["api"].port)
         if "aws" in self.parts and not self.parts["aws"].external:
@@ -59,13 +75,20 @@ def load(root: Path) -> StackState:
     if not path.exists():
         return StackState()
     raw = json.loads(path.read_text())
-    return StackState(parts={name: Part(**part) for name, part in raw.get("parts", {}).items()})
+    parts = {name: Part(**part) for name, part in raw.get("parts", {}).items()}
+    state = StackState(parts=parts, api_port=raw.get("api_port"))
+    if "secrets" in raw:
+        state.secrets = raw["secrets"]
+    return state
 
 
 def save(root: Path, state: StackState) -> None:
     root.mkdir(parents=True, exist_ok=True)
     tmp = state_file(root).with_suffix(".tmp")
-    tmp.write_text(json.dumps({"parts": {k: asdict(v) for k, v in state.parts.items()}}, indent=2))
+    tmp.touch(mode=0o600)  # it holds the local gateways' secrets
+    tmp.chmod(0o600)
+    tmp.write_text(json.dumps({"parts": {k: asdict(v) for k, v in state.parts.items()}, "secrets": state.secrets,
+                               "api_port": state.api_port}, indent=2))
     tmp.replace(state_file(root))
 
 

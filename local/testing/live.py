@@ -18,11 +18,14 @@ import boto3
 import httpx
 from sqlalchemy import Engine, create_engine
 
+from local.gateway_views import GatewayViews
 from local.stack import local
 from local.stack.state import load
 from saga.merchant_keys import create_merchant
 
-BACKEND_VARS = ("DATABASE_URL", "REDIS_URL", "AWS_ENDPOINT_URL", "PAYSAGA_API_PORT", "SANDBOX_GATEWAY_URL")
+BACKEND_VARS = ("DATABASE_URL", "REDIS_URL", "AWS_ENDPOINT_URL", "PAYSAGA_API_PORT", "SANDBOX_GATEWAY_URL",
+                "STRIPE_API_BASE", "STRIPE_API_KEY", "STRIPE_WEBHOOK_SECRET", "ADYEN_CHECKOUT_URL", "ADYEN_API_KEY",
+                "ADYEN_MERCHANT_ACCOUNT", "ADYEN_HMAC_KEY")
 # Short enough for tests to watch a crashed holder's key expire; long enough for any saga at zero latency.
 TEST_ENV = {"IDEMPOTENCY_IN_PROGRESS_TTL_MS": "6000", "EXECUTION_LEASE_MS": "6000", "LEASE_WAIT_MS": "3000",
             "GATEWAY_TIMEOUT_MS": "1000", "LOG_LEVEL": "WARNING"}
@@ -33,6 +36,7 @@ class LiveStack:
     root: Path
     env: dict[str, str]
     _engine: Engine | None = field(default=None, repr=False)
+    _http: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=10), repr=False)
 
     @property
     def urls(self) -> dict[str, str]:
@@ -65,17 +69,25 @@ class LiveStack:
         assert pid is not None
         return pid
 
-    def new_merchant(self, *, currencies: tuple[str, ...] = ("EUR", "USD"),
-                     max_amount_minor: int = 1_000_000) -> tuple[str, str]:
+    def new_merchant(self, *, currencies: tuple[str, ...] = ("EUR", "USD"), max_amount_minor: int = 1_000_000,
+                     gateway: str = "sandbox") -> tuple[str, str]:
         with self.engine.begin() as conn:
-            return create_merchant(conn, name="Test Shop", currencies=list(currencies),
+            return create_merchant(conn, name="Test Shop", currencies=list(currencies), gateway=gateway,
                                    max_amount_minor=max_amount_minor)
 
-    def gateway_calls(self, payment_id: str) -> list[dict[str, Any]]:
-        response = httpx.get(f"{self.gateway_url}/_sandbox/calls", params={"payment_id": payment_id}, timeout=10)
-        response.raise_for_status()
-        calls: list[dict[str, Any]] = response.json()["calls"]
-        return calls
+    @property
+    def gateways(self) -> GatewayViews:
+        """Each local gateway's own record (call log, view of a payment)."""
+        state = load(self.root)
+        urls = {name: state.parts[part].url for name, part in (("sandbox", "gateway"), ("stripe", "stripe"),
+                                                               ("adyen", "adyen")) if part in state.parts}
+        return GatewayViews(urls=urls, stripe_api_key=state.secrets["STRIPE_API_KEY"], http=self._http)
+
+    def gateway_calls(self, payment_id: str, gateway: str = "sandbox") -> list[dict[str, Any]]:
+        return self.gateways.calls(gateway, payment_id)
+
+    def gateway_snapshot(self, payment_id: str, gateway: str = "sandbox") -> dict[str, Any] | None:
+        return self.gateways.snapshot(gateway, payment_id)
 
     def configure_gateway(self, **config: Any) -> None:
         httpx.post(f"{self.gateway_url}/_sandbox/config", json=config, timeout=10).raise_for_status()

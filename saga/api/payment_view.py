@@ -2,12 +2,35 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
+from store.disputes import Dispute
 from store.payments import Payment
 
 
-def payment_body(payment: Payment) -> dict[str, Any]:
+def dispute_body(dispute: Dispute) -> dict[str, Any]:
+    return {
+        "reference": dispute.reference,
+        "status": dispute.status,
+        "amount_minor": dispute.amount_minor,
+        "currency": dispute.currency,
+        "reason": dispute.reason,
+        "opened_at": dispute.opened_at.isoformat(),
+        "closed_at": dispute.closed_at.isoformat() if dispute.closed_at else None,
+    }
+
+
+def payment_body(payment: Payment, disputes: Sequence[Dispute] | None = None) -> dict[str, Any]:
+    """The payment; with its disputes (chargebacks) where the caller read them (GET shows them, a start's answer,
+    written before any dispute can exist, does not)."""
+    shown = _fields(payment)
+    if disputes is not None:
+        shown["disputes"] = [dispute_body(d) for d in disputes]
+    return shown
+
+
+def _fields(payment: Payment) -> dict[str, Any]:
     # Ids are 63-bit: sent as decimal strings, which JSON parsers in browsers cannot round.
     return {
         "id": str(payment.id),

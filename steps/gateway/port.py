@@ -65,6 +65,7 @@ class DeclineReason(enum.StrEnum):
     CARD_DECLINED = "card_declined"
     INSUFFICIENT_FUNDS = "insufficient_funds"
     FRAUDULENT = "fraudulent"
+    EXPIRED_CARD = "expired_card"
 
 
 def idempotency_key(operation: Operation, payment_id: str) -> str:
@@ -190,10 +191,12 @@ class Gateway(Protocol):
         """REFUNDED: gives back up to the captured amount."""
         ...
 
-    def lookup(self, *, payment_id: str) -> PaymentSnapshot | None:
+    def lookup(self, *, payment_id: str, gateway_reference: str | None = None) -> PaymentSnapshot | None:
         """The payment's state at the gateway, or None when the gateway never took its authorization (then an
-        authorize with the same key is safe to send). Stripe: the PaymentIntent found by ``metadata.payment_id``;
-        Adyen has no read API, so its adapter answers from the webhooks it recorded (CAPTURE, CAPTURE_FAILED)."""
+        authorize with the same key is safe to send). ``gateway_reference``, when the saga recorded it, lets an
+        adapter read the payment directly (Stripe: retrieve the PaymentIntent, strongly consistent) instead of
+        finding it by ``payment_id`` (Stripe: search by ``metadata.payment_id``). Adyen has no read API: its adapter
+        answers from the webhook notices stored (steps/gateway/notices.py) and the answers it recorded."""
         ...
 
     def close(self) -> None:

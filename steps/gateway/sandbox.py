@@ -87,7 +87,8 @@ class SandboxGateway:
         body = {"gateway_reference": gateway_reference, "amount_minor": amount_minor, "currency": currency}
         return self._operate(Operation.REFUND, payment_id, f"/v1/payments/{payment_id}/refund", body)
 
-    def lookup(self, *, payment_id: str) -> PaymentSnapshot | None:
+    def lookup(self, *, payment_id: str, gateway_reference: str | None = None) -> PaymentSnapshot | None:
+        del gateway_reference  # the sandbox finds every payment by its id
         idempotency_key(Operation.AUTHORIZE, payment_id)  # validates the id as every other call does
         response = self._send(None, payment_id, "GET", f"/v1/payments/{payment_id}", body=None, key=None)
         if response.status_code == 404:

@@ -21,5 +21,6 @@ def sim_backends(live: LiveStack, monkeypatch: pytest.MonkeyPatch) -> Iterator[B
     for name, value in {**state.env(), **SIM_ENV}.items():
         monkeypatch.setenv(name, value)
     settings.cache_clear()
-    yield Backends(settings(), redis_pid=state.parts["redis"].pid, aws_pid=state.parts["aws"].pid)
+    yield Backends(settings(), redis_pid=state.parts["redis"].pid, aws_pid=state.parts["aws"].pid,
+                   api_url=state.parts["api"].url)
     settings.cache_clear()

@@ -42,7 +42,7 @@ _ids = count(9_300_000_000_000_000)
 
 
 def test_a_payment_parked_after_its_authorization_was_voided_is_finished_by_replay(sim_backends: Backends) -> None:
-    run = SeedRun(sim_backends, 700_001, SimulationConfig(seeds=[700_001], payments_per_seed=0))
+    run = SeedRun(sim_backends, 700_001, SimulationConfig(seeds=[700_001], payments_per_seed=0, gateway="sandbox"))
     before = entries_digest(sim_backends)
     plan = Plan([StepFault("AuthorizeGateway", Where.AFTER), StepFault("VoidAuthorization", Where.AFTER)])
     body = {"amount_minor": 1263, "currency": "EUR", "payment_method_token": "tok_approve",
@@ -60,7 +60,7 @@ def test_a_payment_parked_after_its_authorization_was_voided_is_finished_by_repl
 
 
 def test_forward_steps_refuse_a_payment_another_execution_already_failed(sim_backends: Backends) -> None:
-    run = SeedRun(sim_backends, 700_002, SimulationConfig(seeds=[700_002], payments_per_seed=0))
+    run = SeedRun(sim_backends, 700_002, SimulationConfig(seeds=[700_002], payments_per_seed=0, gateway="sandbox"))
     run.ids.close()
     payment_id = next(_ids)
     with sim_backends.engine.begin() as conn:
@@ -90,7 +90,7 @@ def test_forward_steps_refuse_a_payment_another_execution_already_failed(sim_bac
 
 
 def test_a_capture_at_the_gateway_is_never_left_behind_a_failed_payment(sim_backends: Backends) -> None:
-    run = SeedRun(sim_backends, 700_003, SimulationConfig(seeds=[700_003], payments_per_seed=0))
+    run = SeedRun(sim_backends, 700_003, SimulationConfig(seeds=[700_003], payments_per_seed=0, gateway="sandbox"))
     run.ids.close()
     payment_id = next(_ids) + 1_000
     with sim_backends.engine.begin() as conn:
@@ -105,7 +105,7 @@ def test_a_capture_at_the_gateway_is_never_left_behind_a_failed_payment(sim_back
     reserve.handler(dict(event), None)
     reference = authorize.handler(dict(event), None)["gateway_reference"]
     # Execution 1's CaptureOrVoid: the gateway captures, the process dies before recording it.
-    with SandboxGateway(base_url=sim_backends.gateway_url) as gateway:
+    with SandboxGateway(base_url=sim_backends.gateways.urls["sandbox"]) as gateway:
         gateway.capture(payment_id=str(payment_id), gateway_reference=reference, amount_minor=1963, currency="EUR")
     # The twin compensates its own crash; then execution 1 parks; then an engineer replays.
     for step in (authorize.void_authorization, reserve.release_reservation, validate.reject_payment, park.handler):

@@ -31,7 +31,9 @@ def test_every_property_holds_under_injected_faults(sim_backends: Backends, firs
     faults = sum(sum(r.faults.values()) for r in results)
     checked = {p for r in results for p in r.checked}
     assert faults >= SEEDS_PER_CASE * 3, [dict(r.faults) for r in results]
-    assert checked == {f"P{n}" for n in range(1, 13)}, checked
+    webhooks = {"P13"} if any(r.faults["webhooks_sent"] for r in results) else set()  # Stripe and Adyen seeds
+    assert checked == {f"P{n}" for n in range(1, 13)} | webhooks, checked
+    assert webhooks, "every case has a Stripe or Adyen seed"
     statuses = {s for r in results for s in r.statuses}
     assert statuses <= {"succeeded", "review", "rejected", "failed", "refunded"}, statuses
 
@@ -50,7 +52,7 @@ def _stranded_payment(run: SeedRun) -> int:
 
 
 def test_the_checks_catch_a_stranded_reservation(sim_backends: Backends) -> None:
-    run = SeedRun(sim_backends, 900_001, SimulationConfig(seeds=[900_001], payments_per_seed=0))
+    run = SeedRun(sim_backends, 900_001, SimulationConfig(seeds=[900_001], payments_per_seed=0, gateway="sandbox"))
     before = entries_digest(sim_backends)
     payment_id = _stranded_payment(run)
     run.outcomes.append(Outcome(key="none", merchant_id=run.merchant_id, fingerprint="", payment_id=payment_id))
@@ -61,13 +63,13 @@ def test_the_checks_catch_a_stranded_reservation(sim_backends: Backends) -> None
 
 
 def test_the_checks_catch_a_second_gateway_key(sim_backends: Backends) -> None:
-    run = SeedRun(sim_backends, 900_002, SimulationConfig(seeds=[900_002], payments_per_seed=0))
+    run = SeedRun(sim_backends, 900_002, SimulationConfig(seeds=[900_002], payments_per_seed=0, gateway="sandbox"))
     payment_id = 9_200_000_000_000_000 + int(datetime.now(UTC).timestamp())
     with run.backends.engine.begin() as conn:
         insert_payment(conn, payment_id=payment_id, merchant_id=run.merchant_id, amount_minor=1500, currency="EUR",
                        gateway="sandbox", order_ref="two-keys", payment_method_token="tok_approve")
     for key in (str(payment_id), f"{payment_id}-other"):  # a second key for the same authorization
-        httpx.post(f"{sim_backends.gateway_url}/v1/payments", headers={"Idempotency-Key": key}, timeout=10,
+        httpx.post(f"{sim_backends.gateways.urls['sandbox']}/v1/payments", headers={"Idempotency-Key": key}, timeout=10,
                    json={"payment_id": str(payment_id), "amount_minor": 1500, "currency": "EUR",
                          "card_token": "tok_approve"})
     run.outcomes.append(Outcome(key="none", merchant_id=run.merchant_id, fingerprint="", payment_id=payment_id))
@@ -82,6 +84,6 @@ def test_the_checks_catch_a_second_gateway_key(sim_backends: Backends) -> None:
 # 15 payments, so each replays the interleaving that found it (the faults added since come from a stream of their own).
 @pytest.mark.parametrize("seed", [20261261, 20261317, 20261217, 20261246])
 def test_the_twin_execution_findings_stay_fixed(sim_backends: Backends, seed: int) -> None:
-    result = run_seed(sim_backends, seed, SimulationConfig(seeds=[seed], payments_per_seed=15))
+    result = run_seed(sim_backends, seed, SimulationConfig(seeds=[seed], payments_per_seed=15, gateway="sandbox"))
     assert not result.violations, "\n" + violations_text([result])
     assert result.faults["double_start"] + sum(n for k, n in result.faults.items() if k.startswith("duplicate")) > 0

@@ -10,6 +10,7 @@ from sqlalchemy import Connection, Engine, text
 
 from ledger import (
     LedgerResult,
+    dispute,
     ensure_chart,
     post,
     reserve,
@@ -276,3 +277,32 @@ def test_concurrent_transitions_from_one_version_apply_once(engine: Engine) -> N
     with engine.connect() as conn:
         record = get_payment(conn, payment_id=payment)
     assert record is not None and record.version == 1
+
+
+def test_a_dispute_moves_at_most_what_was_posted_once_and_is_decided_once(engine: Engine) -> None:
+    with engine.begin() as conn:
+        merchant, payment = _setup(conn)
+        before_post = dispute(conn, payment_id=payment, kind="dispute_opened", gateway="sandbox", amount_minor=1)
+        _reserve(conn, merchant, payment)
+        early_decision = dispute(conn, payment_id=payment, kind="dispute_won", gateway="sandbox", amount_minor=1)
+        post(conn, payment_id=payment, amount_minor=8_000, fee_minor=250)
+        too_much = dispute(conn, payment_id=payment, kind="dispute_opened", gateway="sandbox", amount_minor=8_001)
+        opened = dispute(conn, payment_id=payment, kind="dispute_opened", gateway="sandbox", amount_minor=8_000)
+        again = dispute(conn, payment_id=payment, kind="dispute_opened", gateway="sandbox", amount_minor=8_000)
+        lost = dispute(conn, payment_id=payment, kind="dispute_lost", gateway="sandbox", amount_minor=8_000)
+        won_too = dispute(conn, payment_id=payment, kind="dispute_won", gateway="sandbox", amount_minor=8_000)
+        balances = _balances(conn, merchant)
+    assert [r.reason for r in (before_post, early_decision, too_much)] == [
+        Reason.NOTHING_POSTED, Reason.NOTHING_POSTED, Reason.EXCEEDS_RESERVATION]
+    assert early_decision.applied is False and opened.applied and lost.applied
+    assert (again.reason, again.transaction_id) == (Reason.ALREADY_APPLIED, opened.transaction_id)
+    assert (won_too.applied, won_too.reason) == (False, Reason.ALREADY_RESOLVED)
+    # The gateway took 8,000 back from clearing; lost, it is an expense. What the merchant is owed is untouched.
+    assert balances["clearing"] == (0, 0, 0) and balances["payable"] == (0, 7_750, 7_750)
+    with engine.connect() as conn:
+        losses = conn.execute(text("SELECT debits_posted - credits_posted FROM accounts"
+                                   " WHERE code = 'chargeback_losses:EUR'")).scalar_one()
+        assert losses >= 8_000
+        assert_invariants(conn)
+    with engine.begin() as conn, pytest.raises(ValueError, match="kind must be one of"):
+        dispute(conn, payment_id=payment, kind="chargeback", gateway="sandbox", amount_minor=1)

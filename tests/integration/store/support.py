@@ -29,6 +29,7 @@ def make_merchant(conn: Connection, *, currencies: tuple[str, ...] = ("EUR",)) -
         api_key_prefix=merchant_id[:8],
         max_amount_minor=1_000_000_00,
         currencies=currencies,
+        gateway="sandbox",
     )
     return merchant_id
 

@@ -33,11 +33,13 @@ def test_merchant_keys_are_found_by_hash_and_rotated(engine: Engine) -> None:
             "api_key_prefix": "sk_old",
             "max_amount_minor": 50_000,
             "currencies": ["EUR", "USD"],
+            "gateway": "stripe",
         }
         assert insert_merchant(conn, api_key_sha256=old, **args).applied  # type: ignore[arg-type]
         assert insert_merchant(conn, api_key_sha256=old, **args).reason is Reason.ALREADY_EXISTS  # type: ignore[arg-type]
         found = find_by_key_hash(conn, api_key_sha256=old)
         assert found is not None and found.currencies == ["EUR", "USD"] and found.key_rotated_at is None
+        assert found.gateway == "stripe"
         assert rotate_key(conn, merchant_id="mer_01", api_key_sha256=new, api_key_prefix="sk_new").applied
         assert find_by_key_hash(conn, api_key_sha256=old) is None
         rotated = get_merchant(conn, merchant_id="mer_01")

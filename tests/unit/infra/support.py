@@ -16,6 +16,8 @@ from infra.names import ResourceNames
 from steps import registry
 
 START = ResourceNames(registry.FUNCTION_NAME_PREFIX).start_function
+WEBHOOKS = ResourceNames(registry.FUNCTION_NAME_PREFIX).webhook_function
+SYNC = ResourceNames(registry.FUNCTION_NAME_PREFIX).sync_function
 
 
 @dataclass(frozen=True)

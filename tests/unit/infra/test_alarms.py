@@ -62,3 +62,16 @@ def test_only_forward_steps_get_error_rate_alarms(synth: Synth) -> None:
     rate_alarms = [a for a in _alarms(synth) if "error rate" in json.dumps(a)]
     with_rate = {step for step, logical_id in ids.items() if json.dumps({"Ref": logical_id}) in json.dumps(rate_alarms)}
     assert with_rate == set(registry.with_role(registry.Role.FORWARD))
+
+
+def test_the_sync_leaving_a_payment_parked_raises_an_alarm(synth: Synth) -> None:
+    import inspect
+
+    from infra.alarms import SYNC_GAVE_UP_MESSAGE
+    from saga import sync
+
+    assert f'"{SYNC_GAVE_UP_MESSAGE}"' in inspect.getsource(sync), "the filter must match the line sync logs"
+    (metric_filter,) = [r["Properties"] for r in synth.of_type("AWS::Logs::MetricFilter").values()]
+    assert SYNC_GAVE_UP_MESSAGE in metric_filter["FilterPattern"]
+    (alarm,) = _metric_alarms(synth, "PaymentsLeftParked")
+    assert alarm["Threshold"] == 0 and alarm["Namespace"] == "paysaga"

@@ -1,9 +1,10 @@
-"""The REST API: two routes proxied to the start function, a regional stage behind a WAF web ACL."""
+"""The REST API: the payment routes proxied to the start function, the webhook route to the webhook function, a
+regional stage behind a WAF web ACL."""
 
 from __future__ import annotations
 
 from infra.api import MANAGED_RULE_GROUPS
-from tests.unit.infra.support import START, Synth, functions_by_name, only
+from tests.unit.infra.support import START, WEBHOOKS, Synth, functions_by_name, only
 
 
 def _path(synth: Synth, resource_id: str) -> str:
@@ -17,17 +18,20 @@ def _path(synth: Synth, resource_id: str) -> str:
     return "/" + "/".join(reversed(parts))
 
 
-def test_routes_proxy_to_the_start_function(synth: Synth) -> None:
-    start_id, _ = functions_by_name(synth)[START]
+def test_routes_proxy_payments_to_the_start_function_and_webhooks_to_theirs(synth: Synth) -> None:
+    functions = functions_by_name(synth)
+    target_of = {functions[START][0]: START, functions[WEBHOOKS][0]: WEBHOOKS}
     routes = set()
     for method in synth.of_type("AWS::ApiGateway::Method").values():
         props = method["Properties"]
         integration = props["Integration"]
         assert integration["Type"] == "AWS_PROXY"
-        assert f'"{start_id}"' in str(integration["Uri"]).replace("'", '"')
+        uri = str(integration["Uri"]).replace("'", '"')
+        (target,) = [name for logical_id, name in target_of.items() if f'"{logical_id}"' in uri]
         assert integration["TimeoutInMillis"] <= 29_000
-        routes.add((props["HttpMethod"], _path(synth, props["ResourceId"]["Ref"])))
-    assert routes == {("POST", "/v1/payments"), ("GET", "/v1/payments/{payment_id}")}
+        routes.add((props["HttpMethod"], _path(synth, props["ResourceId"]["Ref"]), target))
+    assert routes == {("POST", "/v1/payments", START), ("GET", "/v1/payments/{payment_id}", START),
+                      ("POST", "/v1/webhooks/{gateway}", WEBHOOKS)}
 
 
 def test_the_stage_is_associated_with_a_waf_acl_with_managed_rules_and_a_rate_limit(synth: Synth) -> None:

@@ -10,7 +10,7 @@ import pytest
 from infra.config import Config, config_from_context
 from infra.functions import lambda_handler
 from steps import registry
-from tests.unit.infra.support import START, Synth, functions_by_name, synthesize
+from tests.unit.infra.support import Synth, functions_by_name, synthesize
 
 
 def test_context_strings_become_typed_values() -> None:
@@ -61,7 +61,8 @@ def test_context_reaches_the_stack(configured: Synth) -> None:
     for name, (_, props) in functions_by_name(configured).items():
         assert props["Layers"] == [{"Ref": layer_id}], name
         assert props["Environment"]["Variables"]["SANDBOX_GATEWAY_URL"] == "https://sandbox.example.test"
-        if name != START and registry.STEPS[name.removeprefix("paysaga-")].role is registry.Role.FORWARD:
+        step = registry.STEPS.get(name.removeprefix("paysaga-"))
+        if step is not None and step.role is registry.Role.FORWARD:
             assert props["ReservedConcurrentExecutions"] == 7
     subscriptions = [r["Properties"] for r in configured.of_type("AWS::SNS::Subscription").values()]
     assert [(s["Protocol"], s["Endpoint"]) for s in subscriptions] == [("email", "oncall@example.test")]

@@ -80,7 +80,8 @@ def test_aurora_serverless_v2_behind_a_tls_proxy(synth: Synth) -> None:
 
 def _database_secret_refs(synth: Synth) -> list[dict[str, str]]:
     """The generated secret, by itself or through its cluster attachment (whose Ref is the same secret's ARN)."""
-    secret_id, _ = only(synth.of_type("AWS::SecretsManager::Secret"))
+    secret_id, _ = only({k: v for k, v in synth.of_type("AWS::SecretsManager::Secret").items()
+                         if k.startswith("PaysagaDatabase")})
     attachment_id, attachment = only(synth.of_type("AWS::SecretsManager::SecretTargetAttachment"))
     assert attachment["Properties"]["SecretId"] == {"Ref": secret_id}
     return [{"Ref": secret_id}, {"Ref": attachment_id}]
@@ -98,13 +99,18 @@ def test_database_url_names_the_proxy_and_no_password(synth: Synth) -> None:
         assert variables["DATABASE_SECRET_ARN"] in _database_secret_refs(synth)
 
 
-def test_every_function_may_read_the_database_secret_and_nothing_else_of_secrets_manager(synth: Synth) -> None:
+def test_every_function_may_read_the_database_secret_and_only_gateway_users_the_gateway_secret(synth: Synth) -> None:
     secret_refs = _database_secret_refs(synth)
+    (gateway_secret,) = [k for k in synth.of_type("AWS::SecretsManager::Secret") if k.startswith("GatewaysSecret")]
     for name, (_, props) in functions_by_name(synth).items():
         statements = policy_statements_of_role(synth, props["Role"]["Fn::GetAtt"][0])
         reads = [s for s in statements if "secretsmanager:GetSecretValue" in actions_of(s)]
-        assert reads, f"{name} cannot read the database secret"
-        assert all(s["Resource"] in secret_refs for s in reads), name
+        assert any(s["Resource"] in secret_refs for s in reads), f"{name} cannot read the database secret"
+        allowed = [*secret_refs]
+        if "GATEWAY_SECRETS_ARN" in props["Environment"]["Variables"]:
+            allowed.append({"Ref": gateway_secret})
+            assert any(s["Resource"] == {"Ref": gateway_secret} for s in reads), f"{name} cannot read its gateway keys"
+        assert all(s["Resource"] in allowed for s in reads), name
 
 
 def test_redis_is_one_small_tls_node_in_the_vpc(synth: Synth) -> None:

@@ -1,22 +1,24 @@
-"""One Lambda function per registry entry plus the start function, configured the way core/settings.py reads it."""
+"""One Lambda function per registry entry plus the start, webhook and sync functions, configured the way
+core/settings.py reads it."""
 
 from __future__ import annotations
 
 import re
 
+from core import limits
 from infra.code_asset import RUNTIME
 from infra.environment import DATABASE_SECRET_ARN
 from steps import registry
-from tests.unit.infra.support import START, Synth, functions_by_name, settings_env_names
+from tests.unit.infra.support import START, SYNC, WEBHOOKS, Synth, functions_by_name, settings_env_names
 
 # What a function cannot start without on AWS (settings has no default for the first two; the rest name resources).
 REQUIRED = {"DATABASE_URL", "REDIS_URL", "IDEMPOTENCY_TABLE", "WORKER_SLOTS_TABLE", "NOTIFICATIONS_QUEUE",
             "NOTIFICATIONS_DLQ", "NOTIFICATIONS_TOPIC", "EVENT_BUS", "PAYMENT_GATEWAY"}
 
 
-def test_one_function_per_registry_entry_plus_the_start_function(synth: Synth) -> None:
+def test_one_function_per_registry_entry_plus_start_webhooks_and_sync(synth: Synth) -> None:
     by_name = functions_by_name(synth)
-    expected = {registry.function_name(step) for step in registry.HANDLERS} | {START}
+    expected = {registry.function_name(step) for step in registry.HANDLERS} | {START, WEBHOOKS, SYNC}
     assert set(by_name) == expected
     for step, target in registry.HANDLERS.items():
         _, props = by_name[registry.function_name(step)]
@@ -51,11 +53,27 @@ def test_every_function_gets_the_variable_names_settings_reads(synth: Synth) -> 
         assert "AWS_REGION" not in variables  # reserved: Lambda sets it
 
 
-def test_only_the_start_function_knows_the_state_machine(synth: Synth) -> None:
+def test_the_webhook_and_sync_functions_run_their_handlers_on_a_schedule(synth: Synth) -> None:
+    by_name = functions_by_name(synth)
+    assert by_name[WEBHOOKS][1]["Handler"] == "saga.handler.handler"
+    sync_id, sync_props = by_name[SYNC]
+    assert sync_props["Handler"] == "saga.sync.handler"
+    (rule,) = [r["Properties"] for r in synth.of_type("AWS::Events::Rule").values()
+               if sync_id in str(r["Properties"].get("Targets"))]
+    assert rule["ScheduleExpression"] == f"rate({limits.SYNC_INTERVAL_MS // 60_000} minute)"
+
+
+def test_only_the_functions_that_call_gateways_read_the_gateway_secret(synth: Synth) -> None:
+    readers = {name for name, (_, props) in functions_by_name(synth).items()
+               if "GATEWAY_SECRETS_ARN" in props["Environment"]["Variables"]}
+    assert readers == {registry.function_name(step) for step in registry.HANDLERS} | {WEBHOOKS, SYNC}
+
+
+def test_only_the_start_and_sync_functions_know_the_state_machine(synth: Synth) -> None:
     (machine_id,) = synth.of_type("AWS::StepFunctions::StateMachine")
     for name, (_, props) in functions_by_name(synth).items():
         variables = props["Environment"]["Variables"]
-        if name == START:
+        if name in (START, SYNC):
             assert variables["STATE_MACHINE_ARN"] == {"Ref": machine_id}
         else:
             assert "STATE_MACHINE_ARN" not in variables

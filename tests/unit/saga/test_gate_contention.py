@@ -14,6 +14,7 @@ from saga.api.answers import payment_answer
 from saga.api.request import parse_body
 from saga.bootstrap import Services
 from saga.start import KeyInFlight, start_payment
+from steps.gateway.port import Gateway
 from store.merchants import Merchant
 
 
@@ -30,13 +31,18 @@ class NoIds:
         pass
 
 
+def _no_gateway(name: str) -> Gateway:
+    raise AssertionError(f"a refused start asks no gateway ({name})")
+
+
 def test_gate_contention_is_a_request_in_flight() -> None:
     merchant = Merchant(id="mer_x", name="Shop", api_key_sha256=b"", api_key_prefix="psk_", max_amount_minor=10,
-                        currencies=["EUR"], webhook_url=None, created_at=datetime.now(UTC), key_rotated_at=None)
+                        currencies=["EUR"], webhook_url=None, gateway="sandbox", created_at=datetime.now(UTC),
+                        key_rotated_at=None)
     request, fingerprint = parse_body('{"amount_minor": 5, "currency": "EUR", "payment_method_token": "t",'
                                       ' "customer_reference": "c", "order_reference": "o"}')
     services = Services(settings=Settings.model_construct(), engine=None, gate=ContendedGate(),  # type: ignore[arg-type]
-                        ids=NoIds(), sfn=None, state_machine_arn="")  # type: ignore[arg-type]
+                        ids=NoIds(), sfn=None, state_machine_arn="", gateways=_no_gateway)  # type: ignore[arg-type]
     with pytest.raises(KeyInFlight):
         start_payment(services, merchant=merchant, key="k", request=request, fingerprint=fingerprint,
                       render=payment_answer)

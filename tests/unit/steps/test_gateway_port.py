@@ -30,8 +30,15 @@ def test_adapter_refuses_a_float_amount_before_sending() -> None:
         gateway.capture(payment_id="p", gateway_reference="sbx_pay_x", amount_minor=10.0, currency="EUR")  # type: ignore[arg-type]
 
 
+# Whatever the process environment holds (an earlier test's stack), these settings name no gateway but those given.
+_NO_GATEWAYS: dict[str, str | None] = dict.fromkeys((
+    "SANDBOX_GATEWAY_URL", "STRIPE_API_KEY", "STRIPE_API_BASE", "STRIPE_WEBHOOK_SECRET", "ADYEN_API_KEY",
+    "ADYEN_MERCHANT_ACCOUNT", "ADYEN_CHECKOUT_URL", "ADYEN_HMAC_KEY", "GATEWAY_SECRETS_ARN"))
+
+
 def _settings(**env: str) -> Settings:
-    return Settings(DATABASE_URL="postgresql://x@localhost/x", REDIS_URL="redis://localhost", **env)  # type: ignore[arg-type]
+    values = {"DATABASE_URL": "postgresql://x@localhost/x", "REDIS_URL": "redis://localhost", **_NO_GATEWAYS, **env}
+    return Settings(**values)  # type: ignore[arg-type]
 
 
 def test_factory_builds_the_sandbox_adapter() -> None:

@@ -1,0 +1,29 @@
+"""A migration freezes the names it writes into CHECK constraints; while it is the latest to write them, they must be
+the code's (alembic's autogenerate does not compare CHECK texts, so this does)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
+from core.gateways import GATEWAY_NAMES
+from ledger.schema import ACCOUNT_KINDS, TRANSACTION_KINDS
+from store.schema import sql_in
+
+MIGRATIONS = Path(__file__).resolve().parents[3] / "migrations" / "versions"
+
+
+def _migration(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, MIGRATIONS / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_gateways_migration_checks_the_code_s_gateways_and_ledger_kinds() -> None:
+    gateways = _migration("20261202_0004_gateways")
+    assert sql_in("gateway", GATEWAY_NAMES) == gateways._GATEWAYS
+    assert sql_in("kind", ACCOUNT_KINDS) == gateways._ACCOUNT_KINDS
+    assert sql_in("kind", TRANSACTION_KINDS) == gateways._TX_KINDS

@@ -22,22 +22,18 @@ import json
 import secrets
 import sqlite3
 import string
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from local.adyen.notifications import notification_item, sign_item, unsigned_notification
 from local.adyen.tokens import behaviour_of
 from local.sandbox.server import TokenBehaviour
 from local.sandbox.state import CaptureMode
+from local.server_db import CALL_LOG_LIMIT, JsonDict, ServerDb
 from steps.gateway.port import DeclineReason, Operation
 
-JsonDict = dict[str, Any]
-CALL_LOG_LIMIT = 1000  # rows one /_calls answer returns at most
 OUTBOX_BATCH = 50  # webhooks one delivery round takes at most
 _PSP_ALPHABET = string.ascii_uppercase + string.digits
 
@@ -80,20 +76,6 @@ CREATE TABLE IF NOT EXISTS idempotency (
     http_status INTEGER NOT NULL,
     body TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS attempts (key TEXT PRIMARY KEY, count INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS calls (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    at_ms INTEGER NOT NULL,
-    operation TEXT NOT NULL,
-    payment_id TEXT NOT NULL,
-    idempotency_key TEXT NOT NULL,
-    amount_minor INTEGER,
-    http_status INTEGER NOT NULL,
-    outcome TEXT NOT NULL,
-    replayed INTEGER NOT NULL,
-    committed INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS calls_by_payment ON calls (payment_id, seq);
 CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     payment_id TEXT NOT NULL,
@@ -207,7 +189,7 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-class AdyenStore:
+class AdyenStore(ServerDb):
     def __init__(
         self,
         path: Path,
@@ -217,42 +199,13 @@ class AdyenStore:
         check_notification: Callable[[JsonDict], None],
         clock_ms: Callable[[], int] = _now_ms,
     ) -> None:
-        self._lock = threading.Lock()
+        super().__init__(path, _SCHEMA)
         self._clock_ms = clock_ms
         self._merchant_account = merchant_account
         self._hmac_key = hmac_key
         self._check_notification = check_notification  # raises on a webhook Adyen's spec would not allow
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=5.0)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL survives a process crash
-        self._db.executescript(_SCHEMA)
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
-
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
 
     # --- reads ----------------------------------------------------------------------------------------------------
-
-    def calls(self, payment_id: str | None) -> list[JsonDict]:
-        query = "SELECT * FROM calls"
-        args: tuple[str, ...] = ()
-        if payment_id is not None:
-            query, args = query + " WHERE payment_id = ?", (payment_id,)
-        with self._lock:
-            rows = self._db.execute(query + f" ORDER BY seq LIMIT {CALL_LOG_LIMIT}", args).fetchall()
-        return [{**dict(row), "replayed": bool(row["replayed"]), "committed": bool(row["committed"])} for row in rows]
 
     def notifications(self, payment_id: str | None) -> list[JsonDict]:
         query = "SELECT * FROM outbox"
@@ -300,16 +253,6 @@ class AdyenStore:
 
     # --- requests -------------------------------------------------------------------------------------------------
 
-    def count_attempt(self, key: str) -> int:
-        """Count one more attempt under ``key`` (persisted: a restart does not re-arm a first-attempt fault)."""
-        with self._write() as db:
-            db.execute(
-                "INSERT INTO attempts (key, count) VALUES (?, 1) ON CONFLICT (key) DO UPDATE SET count = count + 1",
-                (key,),
-            )
-            row = db.execute("SELECT count FROM attempts WHERE key = ?", (key,)).fetchone()
-        return int(row["count"])
-
     def log_call(self, call: ApiCall, *, http_status: int, outcome: str) -> None:
         """Log a call that changed nothing (an injected fault, an answer that failed its own validation)."""
         with self._write() as db:
@@ -318,21 +261,9 @@ class AdyenStore:
     def _log(
         self, db: sqlite3.Connection, call: ApiCall, *, http_status: int, outcome: str, replayed: bool, committed: bool
     ) -> None:
-        db.execute(
-            "INSERT INTO calls (at_ms, operation, payment_id, idempotency_key, amount_minor, http_status, outcome,"
-            " replayed, committed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                self._clock_ms(),
-                call.operation.value,
-                call.payment_id,
-                call.key or "",
-                call.amount_minor,
-                http_status,
-                outcome,
-                replayed,
-                committed,
-            ),
-        )
+        self.insert_call(db, at_ms=self._clock_ms(), operation=call.operation.value, payment_id=call.payment_id,
+                         idempotency_key=call.key or "", amount_minor=call.amount_minor, http_status=http_status,
+                         outcome=outcome, replayed=replayed, committed=committed)
 
     def execute(self, call: ApiCall, check_answer: Callable[[Answer], None]) -> Answer:
         """One request in one transaction: replay the stored answer of its key, refuse the key reused with another

@@ -9,18 +9,13 @@ from __future__ import annotations
 import json
 import secrets
 import sqlite3
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from local.server_db import JsonDict, ServerDb
 from steps.gateway.port import DeclineReason, GatewayStatus, Operation
-
-JsonDict = dict[str, Any]
-CALL_LOG_LIMIT = 1000  # rows one /_sandbox/calls answer returns at most
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS payments (
@@ -43,20 +38,6 @@ CREATE TABLE IF NOT EXISTS idempotency (
     http_status INTEGER NOT NULL,
     body TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS attempts (key TEXT PRIMARY KEY, count INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS calls (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    at_ms INTEGER NOT NULL,
-    operation TEXT NOT NULL,
-    payment_id TEXT NOT NULL,
-    idempotency_key TEXT NOT NULL,
-    amount_minor INTEGER,
-    http_status INTEGER NOT NULL,
-    outcome TEXT NOT NULL,
-    replayed INTEGER NOT NULL,
-    committed INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS calls_by_payment ON calls (payment_id, seq);
 """
 
 
@@ -126,33 +107,12 @@ def _error(http_status: int, code: str, message: str) -> Answer:
     return Answer(http_status, {"error": {"code": code, "message": message}})
 
 
-class SandboxStore:
+class SandboxStore(ServerDb):
     def __init__(self, path: Path, *, clock_ms: Callable[[], int] = _now_ms) -> None:
-        self._lock = threading.Lock()
+        super().__init__(path, _SCHEMA)
         self._clock_ms = clock_ms
         # Set by the server's config; None settles a submitted capture only on /_sandbox/settle.
         self.settle_after_ms: int | None = None
-        # One connection, used under the lock; any thread may use it (Starlette may run us in its threadpool).
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=5.0)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL survives a process crash
-        self._db.executescript(_SCHEMA)
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
-
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
 
     # --- test controls --------------------------------------------------------------------------------------
 
@@ -161,27 +121,7 @@ class SandboxStore:
             for table in ("payments", "idempotency", "attempts", "calls"):
                 db.execute(f"DELETE FROM {table}")  # noqa: S608  # fixed table names
 
-    def calls(self, payment_id: str | None) -> list[JsonDict]:
-        query = "SELECT * FROM calls"
-        args: tuple[str, ...] = ()
-        if payment_id is not None:
-            query += " WHERE payment_id = ?"
-            args = (payment_id,)
-        with self._lock:
-            rows = self._db.execute(query + f" ORDER BY seq LIMIT {CALL_LOG_LIMIT}", args).fetchall()
-        return [{**dict(row), "replayed": bool(row["replayed"]), "committed": bool(row["committed"])} for row in rows]
-
     # --- requests -------------------------------------------------------------------------------------------
-
-    def count_attempt(self, key: str) -> int:
-        """Count one more attempt under ``key`` (persisted: a restart does not re-arm first-attempt faults)."""
-        with self._write() as db:
-            db.execute(
-                "INSERT INTO attempts (key, count) VALUES (?, 1) ON CONFLICT (key) DO UPDATE SET count = count + 1",
-                (key,),
-            )
-            row = db.execute("SELECT count FROM attempts WHERE key = ?", (key,)).fetchone()
-        return int(row["count"])
 
     def reference_and_token_of(self, payment_id: str) -> tuple[str, str] | None:
         with self._lock:
@@ -205,21 +145,10 @@ class SandboxStore:
         replayed: bool,
         committed: bool,
     ) -> None:
-        db.execute(
-            "INSERT INTO calls (at_ms, operation, payment_id, idempotency_key, amount_minor, http_status,"
-            " outcome, replayed, committed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                self._clock_ms(),
-                request.operation.value,
-                request.payment_id,
-                request.key,
-                request.amount_minor,
-                http_status,
-                outcome,
-                replayed,
-                committed,
-            ),
-        )
+        self.insert_call(db, at_ms=self._clock_ms(), operation=request.operation.value,
+                         payment_id=request.payment_id, idempotency_key=request.key,
+                         amount_minor=request.amount_minor, http_status=http_status, outcome=outcome,
+                         replayed=replayed, committed=committed)
 
     def execute(self, request: OperationRequest) -> Answer:
         """One operation in one transaction: replay a stored answer, refuse a reused key, or act and store."""

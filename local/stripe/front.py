@@ -93,7 +93,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from local.stripe.state import CallRow, FrontStore, Intent, JsonDict, StoredAnswer
+from local.server_db import JsonDict
+from local.stripe.state import CallRow, FrontStore, Intent, StoredAnswer
 from local.stripe.webhooks import Endpoint, WebhookRelay, endpoint_from
 from steps.gateway.port import Operation
 

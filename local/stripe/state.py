@@ -10,16 +10,11 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-JsonDict = dict[str, Any]
-CALL_LOG_LIMIT = 1000  # rows one /_calls answer returns at most
+from local.server_db import JsonDict, ServerDb
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS idempotency (
@@ -29,7 +24,6 @@ CREATE TABLE IF NOT EXISTS idempotency (
     http_status INTEGER NOT NULL,
     body TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS attempts (key TEXT PRIMARY KEY, count INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS intents (
     intent_id TEXT PRIMARY KEY,
     payment_id TEXT,
@@ -40,19 +34,6 @@ CREATE TABLE IF NOT EXISTS intents (
     created_at_ms INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS intents_by_payment ON intents (payment_id, created_at_ms);
-CREATE TABLE IF NOT EXISTS calls (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    at_ms INTEGER NOT NULL,
-    operation TEXT NOT NULL,
-    payment_id TEXT NOT NULL,
-    idempotency_key TEXT NOT NULL,
-    amount_minor INTEGER,
-    http_status INTEGER NOT NULL,
-    outcome TEXT NOT NULL,
-    replayed INTEGER NOT NULL,
-    committed INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS calls_by_payment ON calls (payment_id, seq);
 """
 
 
@@ -88,29 +69,9 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-class FrontStore:
+class FrontStore(ServerDb):
     def __init__(self, path: Path | str) -> None:
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=5.0)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL survives a process crash
-        self._db.executescript(_SCHEMA)
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
-
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+        super().__init__(path, _SCHEMA)
 
     def reset(self) -> None:
         with self._write() as db:
@@ -133,16 +94,6 @@ class FrontStore:
                 " VALUES (?, ?, ?, ?, ?)",
                 (key, answer.endpoint, answer.fingerprint, answer.http_status, json.dumps(answer.body)),
             )
-
-    def count_attempt(self, key: str) -> int:
-        """Count one more attempt under ``key`` (persisted with a file: a restart does not re-arm a fault)."""
-        with self._write() as db:
-            db.execute(
-                "INSERT INTO attempts (key, count) VALUES (?, 1) ON CONFLICT (key) DO UPDATE SET count = count + 1",
-                (key,),
-            )
-            row = db.execute("SELECT count FROM attempts WHERE key = ?", (key,)).fetchone()
-        return int(row["count"])
 
     # --- PaymentIntents ---------------------------------------------------------------------------------------------
 
@@ -183,31 +134,9 @@ class FrontStore:
 
     def log_call(self, row: CallRow, *, http_status: int, outcome: str, replayed: bool, committed: bool) -> None:
         with self._write() as db:
-            db.execute(
-                "INSERT INTO calls (at_ms, operation, payment_id, idempotency_key, amount_minor, http_status,"
-                " outcome, replayed, committed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    _now_ms(),
-                    row.operation,
-                    row.payment_id,
-                    row.idempotency_key,
-                    row.amount_minor,
-                    http_status,
-                    outcome,
-                    replayed,
-                    committed,
-                ),
-            )
-
-    def calls(self, payment_id: str | None) -> list[JsonDict]:
-        query = "SELECT * FROM calls"
-        args: tuple[str, ...] = ()
-        if payment_id is not None:
-            query += " WHERE payment_id = ?"
-            args = (payment_id,)
-        with self._lock:
-            rows = self._db.execute(query + f" ORDER BY seq LIMIT {CALL_LOG_LIMIT}", args).fetchall()
-        return [{**dict(row), "replayed": bool(row["replayed"]), "committed": bool(row["committed"])} for row in rows]
+            self.insert_call(db, at_ms=_now_ms(), operation=row.operation, payment_id=row.payment_id,
+                             idempotency_key=row.idempotency_key, amount_minor=row.amount_minor,
+                             http_status=http_status, outcome=outcome, replayed=replayed, committed=committed)
 
 
 def _intent(row: sqlite3.Row) -> Intent:

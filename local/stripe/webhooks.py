@@ -32,8 +32,8 @@ from typing import Any
 
 import httpx
 
+from local.server_db import JsonDict
 from local.stripe.signing import sign
-from local.stripe.state import JsonDict
 
 _log = logging.getLogger(__name__)
 

@@ -63,7 +63,6 @@ import logging
 import os
 import re
 import secrets
-import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,6 +78,7 @@ from starlette.routing import Route
 from local.adyen.spec import DEFAULT_CHECKOUT_SPEC, DEFAULT_WEBHOOKS_SPEC, CheckoutSpec, SpecRequest, WebhooksSpec
 from local.adyen.state import AdyenStore, Answer, ApiCall, Kind, Outgoing, Status, fingerprint, service_error
 from local.adyen.tokens import TOKENS, Fault
+from local.withheld import hold_until_client_leaves
 from steps.gateway.port import GatewayStatus
 
 _SNAPSHOT_STATUS = {Status.AUTHORISED: GatewayStatus.AUTHORIZED, Status.REFUSED: GatewayStatus.DECLINED,
@@ -90,7 +90,6 @@ _log = logging.getLogger(__name__)
 DEFAULT_API_KEY = "local_adyen_api_key"  # a local server's key: not a secret
 DEFAULT_MERCHANT_ACCOUNT = "PaysagaLocalECOM"
 MAX_IDEMPOTENCY_KEY = 64  # Adyen's limit
-DISCONNECT_POLL_S = 0.01
 PUMP_INTERVAL_S = 0.05  # how often settlement and webhook retries are looked at when nothing wakes the pump
 WEBHOOK_RETRY_MAX_MS = 10_000
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
@@ -255,7 +254,7 @@ class AdyenApp:
         first = fault is not Fault.NONE and self.store.count_attempt(attempt_key) == 1
         if first and fault is Fault.DROP_FIRST:
             self.store.log_call(call, http_status=504, outcome="dropped_before_processing")
-            await self._hold_until_client_leaves(request)
+            await hold_until_client_leaves(request, self.config.withhold_max_ms)
             return _infrastructure(504, "Gateway Timeout: the request was not processed")
         if first and fault is Fault.UNAVAILABLE_FIRST:
             self.store.log_call(call, http_status=503, outcome="unavailable")
@@ -272,17 +271,9 @@ class AdyenApp:
         self._wake.set()  # a webhook may be queued
         if first and fault is Fault.WITHHOLD_FIRST:
             self.store.log_call(call, http_status=504, outcome="answer_withheld")
-            await self._hold_until_client_leaves(request)
+            await hold_until_client_leaves(request, self.config.withhold_max_ms)
             return _infrastructure(504, "Gateway Timeout: the answer was withheld")
         return self._respond(spec_request, answer, call.key)
-
-    async def _hold_until_client_leaves(self, request: Request) -> None:
-        deadline = time.monotonic() + self.config.withhold_max_ms / 1000
-        while not await request.is_disconnected():
-            if time.monotonic() >= deadline:
-                _log.warning("client still waiting after %d ms on %s", self.config.withhold_max_ms, request.url.path)
-                return
-            await asyncio.sleep(DISCONNECT_POLL_S)
 
     async def payments(self, request: Request) -> Response:
         return await self._operate(request, Kind.PAYMENT)

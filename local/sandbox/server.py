@@ -56,7 +56,6 @@ import asyncio
 import enum
 import logging
 import re
-import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -69,10 +68,10 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from local.sandbox.state import Answer, CaptureMode, OperationRequest, SandboxStore
+from local.withheld import hold_until_client_leaves
 from steps.gateway.port import DeclineReason, GatewayStatus, Operation
 
 _log = logging.getLogger(__name__)
-DISCONNECT_POLL_S = 0.01
 MAX_DELAY_MS = 60_000  # bound on every configurable delay
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 
@@ -170,18 +169,6 @@ class SandboxApp:
             raise BadRequest("body must be a JSON object")
         return body
 
-    async def _hold_until_client_leaves(self, request: Request) -> None:
-        deadline = time.monotonic() + self.config.withhold_max_ms / 1000
-        while not await request.is_disconnected():
-            if time.monotonic() >= deadline:
-                _log.warning(
-                    "client still waiting after %d ms on %s; answering 504",
-                    self.config.withhold_max_ms,
-                    request.url.path,
-                )
-                return
-            await asyncio.sleep(DISCONNECT_POLL_S)
-
     async def _operate(self, request: Request, operation: Operation) -> JSONResponse:
         await asyncio.sleep(self.config.latency_ms / 1000)
         key = request.headers.get("idempotency-key")
@@ -224,7 +211,7 @@ class SandboxApp:
         first = self.store.count_attempt(key) == 1
         if first and behaviour.fault is Fault.DROP_FIRST:
             self.store.log_call(operation_request, http_status=504, outcome="dropped_before_processing")
-            await self._hold_until_client_leaves(request)
+            await hold_until_client_leaves(request, self.config.withhold_max_ms)
             return _error(504, "timeout", "the request was not processed")
         if first and behaviour.fault is Fault.UNAVAILABLE_FIRST:
             self.store.log_call(operation_request, http_status=503, outcome="unavailable")
@@ -234,7 +221,7 @@ class SandboxApp:
         answer = self.store.execute(operation_request)
         if first and behaviour.fault is Fault.WITHHOLD_FIRST:
             self.store.log_call(operation_request, http_status=504, outcome="answer_withheld")
-            await self._hold_until_client_leaves(request)
+            await hold_until_client_leaves(request, self.config.withhold_max_ms)
             return _error(504, "timeout", "the answer was withheld")
         return _json(answer)
 

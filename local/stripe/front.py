@@ -79,7 +79,6 @@ import json
 import logging
 import re
 import secrets
-import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,12 +95,12 @@ from starlette.routing import Route
 from local.server_db import JsonDict
 from local.stripe.state import CallRow, FrontStore, Intent, StoredAnswer
 from local.stripe.webhooks import Endpoint, WebhookRelay, endpoint_from
+from local.withheld import hold_until_client_leaves
 from steps.gateway.port import Operation
 
 _log = logging.getLogger(__name__)
 
 MAX_KEY_LENGTH = 255  # Stripe's limit on idempotency keys
-DISCONNECT_POLL_S = 0.01
 SEARCH_URL = "/v1/payment_intents/search"
 _FORWARDED_HEADERS = ("authorization", "content-type", "stripe-version", "stripe-account")
 _CANCELABLE = frozenset(
@@ -401,7 +400,7 @@ class StripeFront:
         await self._announce(request, operation, answer, key)
         if fault is Fault.WITHHOLD_FIRST and answer.saved:
             self._log_fault(row, 504, "answer_withheld")
-            await self._hold_until_client_leaves(request)
+            await hold_until_client_leaves(request, self.config.withhold_max_ms)
             return _respond(_error(504, "The answer was withheld.", type_="api_error"), key)
         return _respond(answer, key)
 
@@ -416,7 +415,7 @@ class StripeFront:
             return _respond(answer, key)
         self._log_fault(row, 504, "dropped_before_processing")
         self._in_flight.discard(key or "")  # a retry may come while we still hold this one: let it through
-        await self._hold_until_client_leaves(request)
+        await hold_until_client_leaves(request, self.config.withhold_max_ms)
         return _respond(_error(504, "The request timed out; it was not processed.", type_="api_error"), key)
 
     def _fault(self, key: str | None, target: Target | None) -> Fault:
@@ -444,14 +443,6 @@ class StripeFront:
     def _log_fault(self, row: CallRow | None, http_status: int, outcome: str) -> None:
         if row is not None:
             self.store.log_call(row, http_status=http_status, outcome=outcome, replayed=False, committed=False)
-
-    async def _hold_until_client_leaves(self, request: Request) -> None:
-        deadline = time.monotonic() + self.config.withhold_max_ms / 1000
-        while not await request.is_disconnected():
-            if time.monotonic() >= deadline:
-                _log.warning("client still waiting after %d ms on %s", self.config.withhold_max_ms, request.url.path)
-                return
-            await asyncio.sleep(DISCONNECT_POLL_S)
 
     # --- the port's operations --------------------------------------------------------------------------------------
 

@@ -19,8 +19,11 @@ from constructs import Construct
 
 PERIOD = Duration.minutes(5)
 METRIC_NAMESPACE = "paysaga"
-# The line saga/sync.py logs when it stops replaying a payment (tests/unit/infra checks the two agree).
+# The lines the runtime logs where an engineer must act (tests/unit/infra checks each against its source): the sync
+# stopped replaying a payment (saga/sync.py); a gateway refused a refund the saga counted as given back
+# (saga/webhooks.py).
 SYNC_GAVE_UP_MESSAGE = "payment left parked after the sync's last attempt; an engineer must look"
+REFUND_REFUSED_MESSAGE = "the gateway refused a refund"
 # Forward steps raise on business outcomes too (a decline is a Lambda error Step Functions catches), so they alarm on
 # an error rate; a start function or compensation error is never expected, so those alarm on the first one.
 STEP_ERROR_RATE_PERCENT = 20
@@ -30,7 +33,7 @@ class Alarms(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, topic_name: str, alarm_email: str,
                  dlq: sqs.IQueue, state_machine: sfn.StateMachine, api: apigw.RestApi,
                  start_function: lambda_.IFunction, forward_steps: Mapping[str, lambda_.IFunction],
-                 compensations: Mapping[str, lambda_.IFunction], webhook_function: lambda_.IFunction,
+                 compensations: Mapping[str, lambda_.IFunction], webhook_function: lambda_.Function,
                  sync_function: lambda_.Function) -> None:
         super().__init__(scope, construct_id)
         self.topic = sns.Topic(self, "Topic", topic_name=topic_name, enforce_ssl=True)
@@ -53,13 +56,10 @@ class Alarms(Construct):
                   webhook_function.metric_errors(period=PERIOD, statistic="Sum"))
         self._any("SyncFunctionErrors", "a payment-status sync pass crashed",
                   sync_function.metric_errors(period=PERIOD, statistic="Sum"))
-        # saga/sync.py logs this line for each payment it stops replaying: an engineer must look at it.
-        left_parked = logs.MetricFilter(
-            self, "PaymentsLeftParkedFilter", log_group=sync_function.log_group,
-            filter_pattern=logs.FilterPattern.string_value("$.message", "=", SYNC_GAVE_UP_MESSAGE),
-            metric_namespace=METRIC_NAMESPACE, metric_name="PaymentsLeftParked", metric_value="1")
-        self._any("PaymentsLeftParked", "the sync left a payment parked after its last attempt",
-                  left_parked.metric(period=PERIOD, statistic="Sum"))
+        self._logged("PaymentsLeftParked", "the sync left a payment parked after its last attempt",
+                     sync_function, SYNC_GAVE_UP_MESSAGE)
+        self._logged("RefundsRefused", "a gateway refused a refund after accepting it: money was not given back",
+                     webhook_function, REFUND_REFUSED_MESSAGE)
         for step, function in compensations.items():
             self._any(f"{step}Errors", f"compensation/recovery {step} failed",
                       function.metric_errors(period=PERIOD, statistic="Sum"))
@@ -80,6 +80,14 @@ class Alarms(Construct):
                 datapoints_to_alarm=2,
                 treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
             ))
+
+    def _logged(self, name: str, description: str, function: lambda_.Function, message: str) -> None:
+        """An alarm on the first log line of the function whose message is `message` (a Powertools JSON log)."""
+        metric_filter = logs.MetricFilter(
+            self, f"{name}Filter", log_group=function.log_group,
+            filter_pattern=logs.FilterPattern.string_value("$.message", "=", message),
+            metric_namespace=METRIC_NAMESPACE, metric_name=name, metric_value="1")
+        self._any(name, description, metric_filter.metric(period=PERIOD, statistic="Sum"))
 
     def _any(self, construct_id: str, description: str, metric: cloudwatch.Metric) -> None:
         """An alarm on the metric being above zero once."""

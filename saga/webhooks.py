@@ -65,9 +65,15 @@ def receive(engine: Engine, source: WebhookSource, body: bytes, headers: Mapping
         for notice in notices:
             if _store(conn, notice):
                 fresh.append(notice)
-    applied = sum(1 for notice in fresh if apply_notice(engine, notice.gateway, notice.event_id))
-    if applied:  # what these made possible (a decision that came before its dispute's opening) applies now too
-        apply_pending(engine, payment_ids=_payments_of(engine, fresh))
+    # Stored: from here on the gateway is answered 200 whatever applying does (a failure is logged, and the notice
+    # waits for the sync), so a bug or a database hiccup in applying never turns into the gateway's redelivery storm.
+    try:
+        applied = sum(1 for notice in fresh if apply_notice(engine, notice.gateway, notice.event_id))
+        if applied:  # what these made possible (a decision that came before its dispute's opening) applies now too
+            apply_pending(engine, payment_ids=_payments_of(engine, fresh))
+    except Exception:
+        logger.exception("stored webhook notices could not be applied now; the sync tries again")
+        applied = 0
     return Received(stored=len(fresh), duplicates=len(notices) - len(fresh), applied=applied)
 
 

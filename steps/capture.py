@@ -48,6 +48,9 @@ def _capture(data: StepInput, gateway: Gateway, payment: Payment, amount_minor: 
         snapshot = gateway.lookup(payment_id=key, gateway_reference=payment.gateway_reference)
         if snapshot is None:
             raise TransientError(f"the gateway does not know payment {key}")
+        if snapshot.status is GatewayStatus.AUTHORIZED:
+            # A gateway that learns outcomes by webhook (Adyen) has not heard how the acknowledged capture ended.
+            raise CapturePending(f"capture of {key} acknowledged; its outcome has not arrived yet")
         return _settle(data, payment, snapshot.status, snapshot.captured_minor or amount_minor)
     try:
         assert payment.gateway_reference is not None, "AuthorizeGateway records the reference before the pivot"

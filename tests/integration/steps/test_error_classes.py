@@ -76,8 +76,8 @@ def engine(database_url: str) -> Iterator[Engine]:
     eng = create_engine(database_url, poolclass=NullPool)
     with eng.begin() as conn:
         conn.execute(text("INSERT INTO merchants (id, name, api_key_sha256, api_key_prefix, max_amount_minor,"
-                          " currencies, gateway) VALUES ('m-1', 'M', decode(repeat('00', 32), 'hex'), 'pk_test', 100000,"
-                          " ARRAY['EUR'], 'sandbox')"))
+                          " currencies, gateway) VALUES ('m-1', 'M', decode(repeat('00', 32), 'hex'), 'pk_test',"
+                          " 100000, ARRAY['EUR'], 'sandbox')"))
         conn.execute(text("INSERT INTO payments (id, merchant_id, amount_minor, currency)"
                           " VALUES (1, 'm-1', 500, 'EUR')"))
         conn.execute(text("CREATE TABLE pair (id int PRIMARY KEY, v int NOT NULL)"))

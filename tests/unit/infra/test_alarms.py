@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import inspect
 import json
+from types import ModuleType
 from typing import Any
 
+import pytest
+
+from infra.alarms import REFUND_REFUSED_MESSAGE, SYNC_GAVE_UP_MESSAGE
+from saga import sync, webhooks
 from steps import registry
 from tests.unit.infra.support import START, Synth, functions_by_name, only, settings_default, step_function_ids
 
@@ -64,14 +70,14 @@ def test_only_forward_steps_get_error_rate_alarms(synth: Synth) -> None:
     assert with_rate == set(registry.with_role(registry.Role.FORWARD))
 
 
-def test_the_sync_leaving_a_payment_parked_raises_an_alarm(synth: Synth) -> None:
-    import inspect
-
-    from infra.alarms import SYNC_GAVE_UP_MESSAGE
-    from saga import sync
-
-    assert f'"{SYNC_GAVE_UP_MESSAGE}"' in inspect.getsource(sync), "the filter must match the line sync logs"
-    (metric_filter,) = [r["Properties"] for r in synth.of_type("AWS::Logs::MetricFilter").values()]
-    assert SYNC_GAVE_UP_MESSAGE in metric_filter["FilterPattern"]
-    (alarm,) = _metric_alarms(synth, "PaymentsLeftParked")
+@pytest.mark.parametrize(("metric", "message", "source"), [
+    ("PaymentsLeftParked", SYNC_GAVE_UP_MESSAGE, sync),
+    ("RefundsRefused", REFUND_REFUSED_MESSAGE, webhooks),
+])
+def test_a_logged_line_an_engineer_must_act_on_raises_an_alarm(synth: Synth, metric: str, message: str,
+                                                               source: ModuleType) -> None:
+    assert f'"{message}"' in inspect.getsource(source), "the filter must match the line the runtime logs"
+    patterns = [r["Properties"]["FilterPattern"] for r in synth.of_type("AWS::Logs::MetricFilter").values()]
+    assert any(message in pattern for pattern in patterns), patterns
+    (alarm,) = _metric_alarms(synth, metric)
     assert alarm["Threshold"] == 0 and alarm["Namespace"] == "paysaga"

@@ -102,7 +102,13 @@ def cancel_at_gateway(gateway: Gateway, payment_id: str, gateway_reference: str 
     """Cancel the authorization if the gateway holds one; what happened, in a word. Asks the gateway first, since
     an authorization may exist that we never recorded (an unknown outcome, a crash after the gateway answered)."""
     snapshot = gateway.lookup(payment_id=payment_id, gateway_reference=gateway_reference)
-    if snapshot is None or snapshot.status in (GatewayStatus.DECLINED, GatewayStatus.VOIDED):
+    if snapshot is None:
+        if gateway.lookup_is_complete:
+            return "nothing_to_void"
+        # A gateway that tells outcomes by webhook (Adyen) may hold an authorization whose notice is still on its
+        # way: cancel by our reference, which it answers whether or not it took one.
+        return _cancel(gateway, payment_id, gateway_reference or "")
+    if snapshot.status in (GatewayStatus.DECLINED, GatewayStatus.VOIDED):
         return "nothing_to_void"
     if snapshot.status in (GatewayStatus.CAPTURED, GatewayStatus.CAPTURE_SUBMITTED):
         # Money moved at the gateway that we never recorded (a capture whose process died). Compensating backward
@@ -110,8 +116,12 @@ def cancel_at_gateway(gateway: Gateway, payment_id: str, gateway_reference: str 
         raise CapturedAtGateway(f"payment {payment_id} is {snapshot.status.value} at the gateway; parking it")
     if snapshot.status is not GatewayStatus.AUTHORIZED and snapshot.status is not GatewayStatus.CAPTURE_FAILED:
         return f"not_voidable_{snapshot.status.value}"  # refunded: RefundCapture already gave the money back
+    return _cancel(gateway, payment_id, snapshot.gateway_reference)
+
+
+def _cancel(gateway: Gateway, payment_id: str, gateway_reference: str) -> str:
     try:
-        gateway.cancel(payment_id=payment_id, gateway_reference=snapshot.gateway_reference)
+        gateway.cancel(payment_id=payment_id, gateway_reference=gateway_reference)
     except GatewayRejected:
         return "nothing_to_void"  # the gateway says there is no open authorization left
     except GatewayOutcomeUnknown as error:

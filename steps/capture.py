@@ -18,6 +18,9 @@ from store import lifecycle
 from store.lifecycle import PaymentStatus as Status
 from store.payments import Payment
 
+# At the gateway these mean there is no authorization left to capture.
+_AUTHORIZATION_GONE = frozenset({GatewayStatus.VOIDED, GatewayStatus.DECLINED})
+
 
 def _record(data: StepInput, to_status: str, **fields: object) -> None:
     with deps.engine().begin() as conn:
@@ -37,6 +40,11 @@ def _settle(data: StepInput, payment: Payment, status: GatewayStatus, amount_min
     if status is GatewayStatus.CAPTURE_FAILED:
         _record(data, Status.CAPTURE_FAILED)
         raise CaptureFailed(f"the gateway refused the capture of payment {payment.id}")
+    if status in _AUTHORIZATION_GONE:
+        # A compensation voided it before its process died: nothing can be captured, so turn back (release the
+        # reservation, fail the payment) instead of parking forever.
+        _record(data, Status.CAPTURE_FAILED)
+        raise CaptureFailed(f"the authorization of payment {payment.id} is {status.value}")
     if status is GatewayStatus.AUTHORIZED:
         raise TransientError(f"capture of {payment.id} not taken by the gateway yet; retrying with the same key")
     raise TransientError(f"capture of {payment.id}: unexpected gateway status {status}")
@@ -58,11 +66,8 @@ def _capture(data: StepInput, gateway: Gateway, payment: Payment, amount_minor: 
                                  amount_minor=amount_minor, currency=payment.currency)
     except GatewayRejected:
         snapshot = gateway.lookup(payment_id=key, gateway_reference=payment.gateway_reference)
-        if snapshot is not None and snapshot.status in (GatewayStatus.VOIDED, GatewayStatus.DECLINED):
-            # The authorization is gone (a compensation voided it before its process died): nothing can be
-            # captured, so turn back (release the reservation, fail the payment) instead of parking forever.
-            _record(data, Status.CAPTURE_FAILED)
-            raise CaptureFailed(f"the authorization of payment {key} is {snapshot.status.value}") from None
+        if snapshot is not None and snapshot.status in _AUTHORIZATION_GONE:
+            return _settle(data, payment, snapshot.status, amount_minor)  # raises CaptureFailed
         raise
     except GatewayOutcomeUnknown:
         snapshot = gateway.lookup(payment_id=key, gateway_reference=payment.gateway_reference)

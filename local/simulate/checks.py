@@ -5,6 +5,7 @@ table. Nothing here asks the saga's code what it thinks it did."""
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import datetime
@@ -72,15 +73,35 @@ class Checkpoint:
 
 # -- snapshots taken while the simulation runs ---------------------------------------------------------------------
 
+# The snapshot's instant T, and whether any transaction that began before T could still write: one in progress in the
+# snapshot, or any client transaction other than ours that started before T and is open now.
+_CHECKPOINT_AT = text(
+    "SELECT clock_timestamp() AS at,"
+    " cardinality(ARRAY(SELECT pg_snapshot_xip(pg_current_snapshot()))) AS in_progress,"
+    " (SELECT count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND datname = current_database()"
+    "    AND backend_type = 'client backend' AND xact_start < clock_timestamp()) AS open_before")
+CHECKPOINT_WAIT_S = 30.0
+CHECKPOINT_POLL_S = 0.01
+
+
 def take_checkpoint(backends: Backends) -> Checkpoint:
-    """Every account's recorded totals at one instant T (the saga is quiescent between requests)."""
-    with backends.engine.connect() as conn:
-        conn.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
-        at = conn.execute(text("SELECT clock_timestamp()")).scalar_one()
-        rows = conn.execute(text("SELECT id, debits_pending, debits_posted, credits_pending, credits_posted"
-                                 " FROM accounts")).all()
-        conn.rollback()
-    return Checkpoint(at, {int(r[0]): (int(r[1]), int(r[2]), int(r[3]), int(r[4])) for r in rows})
+    """Every account's recorded totals at one instant T. Requests are sent one at a time, but a twin execution or an
+    invocation Step Functions stopped waiting for may still be committing in the background; a ledger entry carries
+    its transaction's start time, so balance_at(T) counts a transaction that began before T and committed after it,
+    which T's snapshot could not see. So T is taken where no transaction that began before it is still open
+    (retried for up to CHECKPOINT_WAIT_S, then taken as it is: the check then reports what it saw)."""
+    deadline = time.monotonic() + CHECKPOINT_WAIT_S
+    while True:
+        with backends.engine.connect() as conn:
+            conn.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
+            instant = conn.execute(_CHECKPOINT_AT).one()  # the first statement: it takes the snapshot
+            rows = conn.execute(text("SELECT id, debits_pending, debits_posted, credits_pending, credits_posted"
+                                     " FROM accounts")).all()
+            conn.rollback()
+        quiet = instant.in_progress == 0 and instant.open_before == 0
+        if quiet or time.monotonic() >= deadline:
+            return Checkpoint(instant.at, {int(r[0]): (int(r[1]), int(r[2]), int(r[3]), int(r[4])) for r in rows})
+        time.sleep(CHECKPOINT_POLL_S)
 
 
 def entries_digest(backends: Backends) -> dict[int, tuple[Any, ...]]:

@@ -148,6 +148,7 @@ def decline_reason_of(code: str | None, reason: str | None) -> DeclineReason:
 
 class AdyenGateway:
     name = "adyen"
+    lookup_is_complete = False  # outcomes arrive by webhook (see lookup)
 
     def __init__(
         self,

@@ -173,6 +173,10 @@ class Gateway(Protocol):
     """
 
     name: str
+    # Whether lookup knows every authorization the gateway took (sandbox, Stripe: they answer from their own state).
+    # Adyen tells outcomes by webhook: its lookup can miss an authorization whose notice has not arrived, so a
+    # compensation cancels by our reference instead of trusting a None.
+    lookup_is_complete: bool
 
     def authorize(self, *, payment_id: str, amount_minor: int, currency: str, card_token: str) -> GatewayResult:
         """AUTHORIZED or DECLINED (with a DeclineReason)."""
@@ -184,7 +188,8 @@ class Gateway(Protocol):
         ...
 
     def cancel(self, *, payment_id: str, gateway_reference: str) -> GatewayResult:
-        """VOIDED: cancels an authorization that was not captured."""
+        """VOIDED: cancels an authorization that was not captured. An empty ``gateway_reference`` (never learned)
+        cancels by ``payment_id`` where the gateway allows it (Adyen's /cancels by merchant reference)."""
         ...
 
     def refund(self, *, payment_id: str, gateway_reference: str, amount_minor: int, currency: str) -> GatewayResult:

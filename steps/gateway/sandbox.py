@@ -40,6 +40,7 @@ POOL_SIZE = 20  # bounded connection pool per adapter
 
 class SandboxGateway:
     name = "sandbox"
+    lookup_is_complete = True  # answers from its own state
 
     def __init__(
         self,

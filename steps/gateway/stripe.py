@@ -117,6 +117,8 @@ class _Reply:
 
 class StripeGateway:
     name = "stripe"
+    # Retrieve by id is exact; search by metadata is too locally, but real Stripe indexes it within about a minute.
+    lookup_is_complete = True
 
     def __init__(
         self,

@@ -22,6 +22,7 @@ from local.testing.adyen_server import (
     running_adyen_server,
     running_webhook_receiver,
 )
+from steps.authorize import cancel_at_gateway
 from steps.gateway.adyen import AdyenGateway
 from steps.gateway.notices import GatewayNotice, NoticeKind, WebhookRejected, WebhookSource
 from steps.gateway.port import (
@@ -362,3 +363,17 @@ def test_what_adyen_must_never_see_is_refused_before_sending(world: World) -> No
     with pytest.raises(ValueError, match="64"):  # the payment's own key fits; its refund key (":refund") does not
         world.gateway.refund(payment_id="p" * 60, gateway_reference="X", amount_minor=1, currency=CURRENCY)
     assert world.calls("pay_float") == [] and world.calls("p" * 60) == []
+
+
+def test_a_compensation_that_has_not_heard_of_an_authorization_cancels_it_by_reference(world: World) -> None:
+    """The authorization's answer was lost and its AUTHORISATION webhook has not arrived (refused once, so Adyen
+    retries it later): lookup knows nothing, and a compensation must not take that for 'never authorized'."""
+    world.receiver.refuse_next(1, only=lambda body: b"pay_unheard" in body and b'"AUTHORISATION"' in body)
+    assert authorize(world, "pay_unheard").status is GatewayStatus.AUTHORIZED
+    assert world.gateway.lookup(payment_id="pay_unheard") is None
+    assert world.gateway.lookup_is_complete is False
+    assert cancel_at_gateway(world.gateway, "pay_unheard") == "voided"
+    world.settle("pay_unheard")
+    world.wait_for_notice("pay_unheard", NoticeKind.CANCELLED)
+    assert looked_up(world, "pay_unheard").status is GatewayStatus.VOIDED
+    assert [c["idempotency_key"] for c in world.committed("pay_unheard", Operation.VOID)] == ["pay_unheard:void"]

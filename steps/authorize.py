@@ -15,7 +15,7 @@ from steps.errors import (
     PaymentDeclined,
     TransientError,
 )
-from steps.fence import FenceUnavailable, authorize_fence
+from steps.fence import FenceHeld, FenceUnavailable, authorize_fence
 from steps.gateway.port import (
     DeclineReason,
     Gateway,
@@ -138,7 +138,20 @@ def _void(data: StepInput) -> StepResult:
     check_lease(recorded, data)  # a superseded execution voids nothing
     if recorded.status in lifecycle.CAPTURE_STANDS:  # past the pivot: nothing of it is ours to void
         return {"outcome": f"not_voidable_{recorded.status}"}
-    outcome = cancel_at_gateway(deps.gateway(recorded), str(data.payment_id), recorded.gateway_reference)
+    payment_key = str(data.payment_id)
+    gateway = deps.gateway(recorded)
+    try:
+        # Under the authorization's fence: an authorization still in flight (another execution's, which a newer one
+        # superseded) lands before we ask, instead of after we decided there was nothing to void.
+        with authorize_fence(deps.fence_redis(), payment_key):
+            outcome = cancel_at_gateway(gateway, payment_key, recorded.gateway_reference)
+    except FenceHeld as error:
+        raise TransientError(f"an authorization of {payment_key} is in flight; voiding after it: {error}") from error
+    except FenceUnavailable:
+        # Redis is down: an authorization is in flight only if another execution took the fence before it went
+        # down; parking every payment of an outage for that rare case would be worse. Void from what the gateway
+        # says now.
+        outcome = cancel_at_gateway(gateway, payment_key, recorded.gateway_reference)
     with deps.engine().begin() as conn:
         payment = claim(conn, data)
         # Recorded from the gateway's answer, not from whether this run voided: a run that voided and died before

@@ -6,11 +6,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
+# The Lambda dependencies layer (scripts/build_layer.py): rebuilt when pyproject.toml or the script changes; the CDK
+# app refuses to synthesize without it (cdk.json's context `dependencies_layer_zip` names this path).
+LAYER_ZIP := dist/dependencies-layer.zip
 # `make simulate`: a seed range that moves every day; override with `make simulate SIM_SEEDS=40 SIM_FROM=0`.
 SIM_SEEDS ?= 400
 SIM_FROM ?= $(shell date +%Y%m%d)0000
 
-.PHONY: setup system-deps run test lint types contracts asl pytest bench simulate layer clean
+.PHONY: setup system-deps run test lint types contracts asl pytest pytest-a pytest-b bench simulate layer synth clean
 
 setup: system-deps $(PY_STAMP) $(NODE_STAMP)
 
@@ -30,7 +33,9 @@ $(NODE_STAMP): package.json package-lock.json
 run: setup
 	$(BIN)/paysaga run
 
-test: setup lint types contracts pytest
+# The infra tests synthesize the stack (so the layer first) and run cfn-lint and cdk-nag on it
+# (tests/unit/infra/test_lint.py).
+test: setup lint types contracts layer pytest
 
 lint:
 	$(BIN)/ruff check .
@@ -41,17 +46,38 @@ types:
 contracts:
 	$(BIN)/lint-imports
 
+# Two independent groups side by side, one per core (each session starts its own servers on free ports); each
+# group's output is printed whole when it ends, and either failing fails the run.
+PYTEST_GROUP_A := tests/unit tests/sim
+PYTEST_GROUP_B := tests/integration tests/e2e
+
 pytest:
-	$(BIN)/pytest
+	@$(MAKE) --no-print-directory -j 2 --output-sync=target pytest-a pytest-b
+
+pytest-a:
+	$(BIN)/pytest $(PYTEST_GROUP_A)
+
+pytest-b:
+	$(BIN)/pytest $(PYTEST_GROUP_B)
 
 simulate: setup
 	$(BIN)/paysaga simulate --jobs 2 --seeds $(SIM_SEEDS) --seed-from $(SIM_FROM)
 
-layer: setup
-	$(BIN)/python scripts/build_layer.py
+layer: $(LAYER_ZIP)
+
+# pip's cache (~/.cache/pip) keeps a rebuild to seconds; the zip is written whole or not at all.
+$(LAYER_ZIP): pyproject.toml scripts/build_layer.py | $(PY_STAMP)
+	$(BIN)/python scripts/build_layer.py --out $@
+
+# What `cdk synth` writes into cdk.out (cdk-nag's findings printed, then cfn-lint's), without the CDK CLI: cdk.json's
+# app command with cdk.json's context, as the CLI hands it over.
+synth: setup layer
+	CDK_CONTEXT_JSON="$$($(BIN)/python -c 'import json; print(json.dumps(json.load(open("cdk.json"))["context"]))')" \
+	  JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 CDK_OUTDIR=cdk.out $(BIN)/python -m infra.app
+	$(BIN)/cfn-lint --ignore-checks W3005 -- cdk.out/Paysaga.template.json
 
 bench: setup
 	@for script in bench/*_bench.py; do echo "== $$script"; $(BIN)/python $$script; done
 
 clean:
-	rm -rf $(VENV) node_modules .mypy_cache .ruff_cache
+	rm -rf $(VENV) node_modules .mypy_cache .ruff_cache dist cdk.out

@@ -24,7 +24,7 @@ SFN_EXPRESS_MEMORY_CHUNK_MB = 64  # ... billed in 64-MB chunks (our executions c
 SFN_EXPRESS_DURATION_ROUND_MS = 100  # ... duration rounded up to the next 100 ms
 SFN_STANDARD_USD_PER_TRANSITION = 0.025 / 1000  # ... Standard: $0.025 per 1,000 state transitions (comparison only)
 LAMBDA_USD_PER_REQUEST = 0.20 / 1e6  # AWS Lambda pricing: $0.20 per 1M requests
-LAMBDA_X86_USD_PER_GB_S = 0.0000166667  # ... x86, first 6 billion GB-s/month tier, billed per 1 ms
+LAMBDA_ARM_USD_PER_GB_S = 0.0000133334  # ... Arm (Graviton, the functions' architecture), first tier, per 1 ms
 DYNAMODB_USD_PER_WRU = 0.625 / 1e6  # Amazon DynamoDB pricing, on-demand: $0.625 per 1M write request units
 DYNAMODB_WRU_BYTES = 1024  # ... one WRU writes up to 1 KB (the larger of the item before and after)
 AURORA_SV2_USD_PER_ACU_HOUR = 0.12  # Amazon Aurora pricing, PostgreSQL Serverless v2 (Aurora Standard)
@@ -40,14 +40,22 @@ XRAY_USD_PER_TRACE = 5.00 / 1e6  # AWS X-Ray pricing: $5.00 per 1M traces record
 ELASTICACHE_T4G_MICRO_USD_PER_HOUR = 0.016  # Amazon ElastiCache pricing, cache.t4g.micro on-demand
 NAT_USD_PER_HOUR = 0.045  # Amazon VPC pricing, NAT gateway per hour
 NAT_USD_PER_GB = 0.045  # ... per GB processed
+VPC_ENDPOINT_USD_PER_HOUR = 0.01  # AWS PrivateLink pricing: interface endpoint per AZ per hour
+VPC_ENDPOINT_USD_PER_GB = 0.01  # ... per GB processed
 
 # --- Assumptions (not prices; each one a guess we state) ----------------------------------------------------------
 VCPU_PER_ACU = 0.25  # 1 ACU = 2 GiB; taken at an r6g's 8 GiB per vCPU
 DB_TARGET_UTILISATION = 0.5  # Serverless v2 keeps headroom: scale at half the CPU busy
 PEAK_TO_AVERAGE = 3.0  # the busiest hour at 3x the daily average (checks the CDK max ACU)
 XRAY_SAMPLED_SHARE = 0.05  # X-Ray's default rule: 1 request/s reservoir + 5 %
-LAMBDA_LOG_BYTES_PER_INVOCATION = 400  # START/END/REPORT lines at LOG_LEVEL=INFO
-NAT_BYTES_PER_PAYMENT = 10_000  # gateway HTTPS + SQS calls leave through the NAT (DynamoDB has a gateway endpoint)
+# START/END/REPORT lines plus a few Powertools JSON lines (LOG_LEVEL=INFO) and one EMF metrics line per invocation.
+LAMBDA_LOG_BYTES_PER_INVOCATION = 1_500
+# Step Functions logs at level ERROR without execution data: a payment that succeeds writes nothing there; a failed
+# step writes its TaskFailed/ExecutionFailed events (~1 KB), counted on this share of payments.
+SFN_ERROR_LOG_BYTES = 1_000
+FAILED_PAYMENT_SHARE = 0.1
+NAT_BYTES_PER_PAYMENT = 6_000  # gateway HTTPS leaves through the NAT; AWS calls go through VPC endpoints
+ENDPOINT_BYTES_PER_PAYMENT = 8_000  # Step Functions, SQS and Secrets Manager calls through interface endpoints
 AWS_INVOKE_OVERHEAD_MS = 25  # Step Functions -> Lambda invoke per Task, warm, on top of the handler's own time
 HOURS_PER_DAY = 24
 DAYS_PER_MONTH = 30
@@ -61,7 +69,7 @@ class Measured:
     end_to_end_ms: float  # at the API, realistic gateway latency: what the start Lambda waits
     execution_ms: float  # ExecutionStarted -> ExecutionSucceeded
     step_ms: dict[str, float]  # per Task state
-    history_bytes: float  # the execution's events as JSON: what LogLevel.ALL writes to CloudWatch Logs
+    history_bytes: float  # the execution's events as JSON (the local history; on AWS logged only on errors)
     response_bytes: float  # the stored HTTP answer in the idempotency record
     pg_cpu_s: float  # PostgreSQL server CPU per payment
     pg_write_statements: float  # INSERT/UPDATE/DELETE per payment
@@ -78,8 +86,10 @@ class Deployment:
     aurora_min_acu: float = 0.5
     aurora_max_acu: float = 8.0
     aurora_instances: int = 2  # writer + reader (scale_with_writer)
-    cache_nodes: int = 1
-    nat_gateways: int = 1
+    cache_nodes: int = 2  # primary + replica, automatic failover across AZs
+    nat_gateways: int = 2  # one per AZ
+    azs: int = 2
+    interface_endpoints: int = 4  # states, sync-states, secretsmanager, sqs (DynamoDB's is a free gateway endpoint)
 
 
 def _ceil_to(value: float, step: float) -> float:
@@ -99,10 +109,10 @@ def cost_per_payment(m: Measured, d: Deployment, payments_per_day: int) -> list[
     rows.append(("Lambda", f"{invocations} invocations", invocations * LAMBDA_USD_PER_REQUEST))
     start_s = (m.end_to_end_ms + AWS_INVOKE_OVERHEAD_MS * len(m.step_ms)) / 1000
     rows.append(("Lambda", f"start fn {start_s * 1000:.0f} ms x {d.start_memory_mb} MB (waits the saga)",
-                 start_s * d.start_memory_mb / 1024 * LAMBDA_X86_USD_PER_GB_S))
+                 start_s * d.start_memory_mb / 1024 * LAMBDA_ARM_USD_PER_GB_S))
     steps_s = sum(m.step_ms.values()) / 1000
     rows.append(("Lambda", f"6 steps {steps_s * 1000:.0f} ms x {d.step_memory_mb} MB",
-                 steps_s * d.step_memory_mb / 1024 * LAMBDA_X86_USD_PER_GB_S))
+                 steps_s * d.step_memory_mb / 1024 * LAMBDA_ARM_USD_PER_GB_S))
     put_wru = 1  # IN_PROGRESS record: key, fingerprint, payment id, expiry (< 1 KB)
     complete_wru = math.ceil((m.response_bytes + 300) / DYNAMODB_WRU_BYTES)  # + the record's own attributes
     rows.append(("DynamoDB on-demand", f"{put_wru + complete_wru} WRU (gate put + complete)",
@@ -121,15 +131,19 @@ def cost_per_payment(m: Measured, d: Deployment, payments_per_day: int) -> list[
                  proxy_acu * HOURS_PER_DAY * RDS_PROXY_USD_PER_ACU_HOUR / payments_per_day))
     rows.append(("API Gateway REST + WAF", "1 request", APIGW_REST_USD_PER_REQUEST + WAF_USD_PER_REQUEST))
     rows.append(("SQS FIFO", "send + receive + delete", 3 * SQS_FIFO_USD_PER_REQUEST))
-    log_bytes = m.history_bytes + invocations * LAMBDA_LOG_BYTES_PER_INVOCATION
-    rows.append(("CloudWatch Logs", f"{log_bytes / 1024:.1f} KB (SFN LogLevel.ALL + Lambda)",
+    log_bytes = FAILED_PAYMENT_SHARE * SFN_ERROR_LOG_BYTES + invocations * LAMBDA_LOG_BYTES_PER_INVOCATION
+    rows.append(("CloudWatch Logs", f"{log_bytes / 1024:.1f} KB (SFN level ERROR, no data; Lambda JSON + EMF)",
                  log_bytes / GB * CW_LOGS_USD_PER_GB))
     rows.append(("X-Ray", f"{XRAY_SAMPLED_SHARE:.0%} of payments traced", XRAY_SAMPLED_SHARE * XRAY_USD_PER_TRACE))
-    rows.append(("ElastiCache", f"{d.cache_nodes} x cache.t4g.micro",
+    rows.append(("ElastiCache", f"{d.cache_nodes} x cache.t4g.micro (primary + replica)",
                  d.cache_nodes * ELASTICACHE_T4G_MICRO_USD_PER_HOUR * HOURS_PER_DAY / payments_per_day))
     rows.append(("NAT gateway", f"{d.nat_gateways} x hourly + {NAT_BYTES_PER_PAYMENT / 1000:.0f} KB",
                  d.nat_gateways * NAT_USD_PER_HOUR * HOURS_PER_DAY / payments_per_day
                  + NAT_BYTES_PER_PAYMENT / GB * NAT_USD_PER_GB))
+    rows.append(("VPC interface endpoints", f"{d.interface_endpoints} x {d.azs} AZs hourly "
+                 f"+ {ENDPOINT_BYTES_PER_PAYMENT / 1000:.0f} KB",
+                 d.interface_endpoints * d.azs * VPC_ENDPOINT_USD_PER_HOUR * HOURS_PER_DAY / payments_per_day
+                 + ENDPOINT_BYTES_PER_PAYMENT / GB * VPC_ENDPOINT_USD_PER_GB))
     return rows
 
 

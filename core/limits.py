@@ -10,7 +10,8 @@ here. Two files cannot import it and so repeat values that tests check against t
 
 The limits of one payment, outermost first (values as of this writing; the asserts below are the contract):
 
-    API Gateway integration   29 s  cuts the client off; the start function keeps running
+    API Gateway integration   29 s  the longest a client waits for its answer
+    start answer budget       27 s  < API Gateway: past it the start answers 202 (poll GET) and the saga runs on
     Idempotency-Key held     360 s  > the start function
     start function           330 s  > lease wait (25 s) + state machine (290 s)
     execution lease          330 s  >= the start function; lease wait + lease <= the key's hold
@@ -40,6 +41,12 @@ GATEWAY_TIMEOUT_MS: Final[int] = 10_000
 DB_CONNECT_TIMEOUT_S: Final[int] = 5
 DB_POOL_TIMEOUT_S: Final[int] = 10  # waiting for a pooled connection
 DB_STATEMENT_TIMEOUT_MS: Final[int] = 10_000
+# On AWS the functions' login role carries these (admin.migrate sets them with ALTER ROLE; RDS Proxy refuses startup
+# options): a transaction left open by a function that died or froze gives its locks back within a step's lifetime.
+DB_IDLE_IN_TRANSACTION_TIMEOUT_MS: Final[int] = 30_000
+# How long a process keeps the database credentials it read from Secrets Manager before reading them again (core.db;
+# a connection refused for its password rereads at once, so a rotation costs at most one failed attempt).
+SECRET_MAX_AGE_S: Final[int] = 300
 
 # ---- Lambda functions and the state machine ------------------------------------------------------------------
 
@@ -58,8 +65,17 @@ SFN_SYNC_READ_TIMEOUT_S: Final[int] = START_FUNCTION_TIMEOUT_S
 
 # API Gateway's integration timeout (infra/api.py): the longest a client waits for its answer.
 API_INTEGRATION_TIMEOUT_MS: Final[int] = 29_000
+# The largest request body the API takes, in bytes (a size, not a time: it is here so infra can read it too). The
+# start path answers 413 beyond it (saga/api/request.py); on AWS the WAF answers the same 413 in front of the API
+# (infra/api.py), within the body size WAF inspects for API Gateway (16 KiB, asserted there).
+MAX_BODY_BYTES: Final[int] = 16_384
 # A start that meets a running execution of its payment waits this long for it, then answers 409 (LEASE_WAIT_MS).
 LEASE_WAIT_MS: Final[int] = 25_000
+# The start path answers within this (START_ANSWER_BUDGET_MS): a saga still running then gets 202 with the payment as
+# it stands and a Location to poll (GET /v1/payments/{id}); the saga runs on and stores the final answer for the key.
+# The margin covers what comes after the wait (reading the payment, the Lambda's and API Gateway's own overhead).
+START_ANSWER_MARGIN_MS: Final[int] = 2_000
+START_ANSWER_BUDGET_MS: Final[int] = API_INTEGRATION_TIMEOUT_MS - START_ANSWER_MARGIN_MS
 # One execution per payment at a time (ledger/leases.py, EXECUTION_LEASE_MS): the lease outlives the start function
 # that took it, so it never lapses under a live execution.
 EXECUTION_LEASE_MS: Final[int] = START_FUNCTION_TIMEOUT_S * 1_000
@@ -118,6 +134,9 @@ assert FENCED_SECTION_MAX_MS <= STEP_LAMBDA_TIMEOUT_S * 1_000, (
     "AuthorizeGateway must be able to finish its fenced section (authorize, lookup, record) before Lambda cuts it")
 assert GATEWAY_TIMEOUT_MS < TASK_TIMEOUT_S * 1_000, "a step that calls the gateway must outlast the call"
 assert DB_STATEMENT_TIMEOUT_MS < TASK_TIMEOUT_S * 1_000, "a step that writes must outlast its statement"
+assert DB_STATEMENT_TIMEOUT_MS <= DB_IDLE_IN_TRANSACTION_TIMEOUT_MS <= STEP_LAMBDA_TIMEOUT_S * 1_000, (
+    "an open transaction idle past a step's whole lifetime belongs to a function that is gone: its locks go back")
+assert SECRET_MAX_AGE_S > 0
 
 # The fence.
 assert FENCE_TTL_MS >= FENCED_SECTION_MAX_MS + FENCE_MARGIN_MS, (
@@ -146,13 +165,15 @@ assert EXECUTION_LEASE_MS <= IDEMPOTENCY_IN_PROGRESS_TTL_MS, (
     "a retry that takes the key over must find the lease free (core/settings.py refuses the converse)")
 assert LEASE_WAIT_MS + EXECUTION_LEASE_MS <= IDEMPOTENCY_IN_PROGRESS_TTL_MS, (
     "the lease is taken up to LEASE_WAIT_MS after the key: it must still lapse before the key's hold does")
+assert 0 < START_ANSWER_BUDGET_MS < API_INTEGRATION_TIMEOUT_MS, (
+    "the start answers (202 at worst) before API Gateway cuts the client off with an undocumented 504")
+assert LEASE_WAIT_MS < START_ANSWER_BUDGET_MS, "a start that waited out the lease still answers within its budget"
 assert LEASE_WAIT_MS < API_INTEGRATION_TIMEOUT_MS, (
     "a start waiting for the lease must answer 409 before API Gateway cuts the client off")
 
-# TENSION, not solved here (another issue): the saga runs synchronously behind API Gateway, which cuts the client off
-# at 29 s, while the Express execution may run 290 s. What holds today, and what the design relies on: the start
-# function is not stopped by that cut, it runs the saga to its end and records the response; the client's retry with
-# the same Idempotency-Key gets 409 while the key is IN_PROGRESS, then the stored response. When the saga is made to
-# answer within the integration timeout (or goes asynchronous), this relation changes and this assert with it.
+# The saga may outlive the API (Express runs up to 290 s, API Gateway answers within 29 s): the start answers within
+# START_ANSWER_BUDGET_MS, with 202 and a Location to poll when the saga is still running (saga/start.py); the
+# execution runs on in Step Functions, its steps record the payment's status, and the start function's own timeout
+# still outlives the saga, so a start that is not frozen by Lambda (the local server) records the final answer too.
 assert API_INTEGRATION_TIMEOUT_MS < STATE_MACHINE_TIMEOUT_S * 1_000 < START_FUNCTION_TIMEOUT_S * 1_000, (
-    "today a client may be cut off before its saga ends; the start function outlives the saga to record it")
+    "the API answers before the saga may end; the start function outlives the saga to record it")

@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     database_url: SecretStr = Field(validation_alias="DATABASE_URL")
     # On AWS the URL carries no password: the functions read it from this Secrets Manager secret (rotation-safe).
     database_secret_arn: str | None = Field(default=None, validation_alias="DATABASE_SECRET_ARN")
+    # True when DATABASE_URL is an RDS Proxy endpoint: no startup options (the proxy refuses them; its init query and
+    # the login role set the timeouts) and no server-side prepared statements (they pin the proxy's connections).
+    database_proxy: bool = Field(default=False, validation_alias="DATABASE_PROXY")
     redis_url: str = Field(validation_alias="REDIS_URL")
 
     aws_region: str = Field(default="eu-west-1", validation_alias="AWS_REGION")
@@ -76,6 +79,10 @@ class Settings(BaseSettings):
     # How long a start waits for another execution of the same payment to end before it answers 409 (under API
     # Gateway's integration timeout).
     lease_wait_ms: int = Field(default=limits.LEASE_WAIT_MS, ge=0, le=600_000, validation_alias="LEASE_WAIT_MS")
+    # POST /v1/payments answers within this: a saga still running then gets 202 + Location (poll GET) and runs on.
+    # 0 waits for the saga whatever it takes (the simulation, which checks every answer against the final state).
+    start_answer_budget_ms: int = Field(default=limits.START_ANSWER_BUDGET_MS, ge=0, le=3_600_000,
+                                        validation_alias="START_ANSWER_BUDGET_MS")
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", validation_alias="LOG_LEVEL")
 

@@ -1,15 +1,25 @@
-"""Deployment settings read from CDK context (`cdk deploy -c key=value` or cdk.json), each with a safe default.
+"""Deployment settings read from CDK context (`cdk deploy -c key=value` or cdk.json), each with a default that fits
+a payments deployment (what a test synthesizes is what cdk.json deploys: tests/unit/infra/support.py).
 
 Nothing secret lives here: credentials come from Secrets Manager at run time.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from core.gateways import GATEWAY_NAMES
 from steps.registry import FUNCTION_NAME_PREFIX
+
+# Every physical name starts with the prefix (infra/names.py), and the strictest of them bound it: an ElastiCache
+# replication group id (lowercase letters, digits, hyphens; at most 40 characters) and the Lambda function names
+# (64 characters, the longest step name is 18).
+PREFIX_PATTERN: Final[re.Pattern[str]] = re.compile(r"^[a-z](?:[a-z0-9]|-(?=[a-z0-9])){0,19}$")
+# Lambda's default account concurrency is 1000, of which 100 must stay unreserved.
+ACCOUNT_CONCURRENCY: Final[int] = 1_000
+UNRESERVED_MINIMUM: Final[int] = 100
 
 
 @dataclass(frozen=True)
@@ -22,30 +32,58 @@ class Config:
     # its API key and HMAC key, like Stripe's keys, go into the gateway secret after the first deploy.
     adyen_merchant_account: str = ""
     adyen_checkout_url: str = ""
-    # A zip of the Python dependencies (`python/` inside), built in CI for the Lambda runtime; empty: no layer.
-    dependencies_layer_zip: str = ""
+    # The dependencies layer zip (`python/` inside) `make layer` builds; relative to the repository root. Synthesis
+    # stops when it is missing (infra/code_asset.py).
+    dependencies_layer_zip: str = "dist/dependencies-layer.zip"
     # Where alarms send mail; empty: the alarm topic has no subscription.
     alarm_email: str = ""
-    # WAF rate rule: requests per client IP per 5-minute window.
-    waf_requests_per_5min: int = 1_000
-    aurora_min_acu: float = 0.5
-    aurora_max_acu: float = 8.0
+    # WAF rate rules, requests per 5-minute window. Per merchant API key: 100/s sustained, half the stage's throttle,
+    # so one merchant (or a leaked key) cannot take every merchant's capacity. Per client IP: looser (a merchant's
+    # checkout servers send from few addresses and meet their key's limit first); it stops one address flooding.
+    waf_requests_per_api_key_per_5min: int = 30_000
+    waf_requests_per_ip_per_5min: int = 60_000
+    # Aurora Serverless v2: 1 ACU (2 GiB) at rest keeps the ledger's hot pages cached (0.5 ACU pauses nothing and
+    # evicts them); 16 ACU is about 1,000 saga steps a second with headroom. The reader scales with the writer, so a
+    # failover lands on an instance already sized for the load.
+    aurora_min_acu: float = 1.0
+    aurora_max_acu: float = 16.0
+    # Automated backups (point-in-time restore) of the book of record: Aurora's maximum.
+    backup_retention_days: int = 35
     # Reserved concurrency bounds the RDS Proxy's client connections and keeps headroom in the account's pool.
     start_concurrency: int = 100
     step_concurrency: int = 50
     compensation_concurrency: int = 10
-    log_retention_days: int = 30
+    webhook_concurrency: int = 20
+    # Payments: a year of logs (disputes and chargebacks arrive months later; PCI DSS 10.5.1 keeps audit logs for 12
+    # months). Rounded up to a retention CloudWatch offers.
+    log_retention_days: int = 365
+    # How often Secrets Manager rotates the database passwords (PCI DSS 8.3.9: at most 90 days).
+    secret_rotation_days: int = 30
 
     def __post_init__(self) -> None:
+        if not PREFIX_PATTERN.match(self.prefix):
+            raise ValueError(f"context 'prefix' must match {PREFIX_PATTERN.pattern} (lowercase letters, digits, single "
+                             f"hyphens, at most 20 characters), not {self.prefix!r}")
         if self.gateway not in GATEWAY_NAMES:
             raise ValueError(f"context 'gateway' must be one of {GATEWAY_NAMES}, not {self.gateway!r}")
-        if not 100 <= self.waf_requests_per_5min <= 2_000_000_000:
-            raise ValueError("context 'waf_requests_per_5min' must be between 100 and 2e9 (WAF's bounds)")
+        for name in ("waf_requests_per_api_key_per_5min", "waf_requests_per_ip_per_5min"):
+            if not 100 <= getattr(self, name) <= 2_000_000_000:
+                raise ValueError(f"context {name!r} must be between 100 and 2e9 (WAF's bounds)")
+        if self.waf_requests_per_ip_per_5min < self.waf_requests_per_api_key_per_5min:
+            raise ValueError("context 'waf_requests_per_ip_per_5min' must be at least "
+                             "'waf_requests_per_api_key_per_5min' (a merchant's few addresses carry all its key's "
+                             "requests)")
         if not 0.5 <= self.aurora_min_acu <= self.aurora_max_acu <= 256:
             raise ValueError("context 'aurora_min_acu'/'aurora_max_acu' must satisfy 0.5 <= min <= max <= 256")
-        for name in ("start_concurrency", "step_concurrency", "compensation_concurrency"):
-            if not 1 <= getattr(self, name) <= 1_000:
-                raise ValueError(f"context {name!r} must be between 1 and 1000")
+        if not 1 <= self.backup_retention_days <= 35:
+            raise ValueError("context 'backup_retention_days' must be between 1 and 35 (Aurora's bounds)")
+        for name in ("start_concurrency", "step_concurrency", "compensation_concurrency", "webhook_concurrency"):
+            if not 1 <= getattr(self, name) <= ACCOUNT_CONCURRENCY - UNRESERVED_MINIMUM:
+                raise ValueError(f"context {name!r} must be between 1 and {ACCOUNT_CONCURRENCY - UNRESERVED_MINIMUM}")
+        if not 1 <= self.log_retention_days <= 3_653:
+            raise ValueError("context 'log_retention_days' must be between 1 and 3653 (CloudWatch's ten years)")
+        if not 1 <= self.secret_rotation_days <= 365:
+            raise ValueError("context 'secret_rotation_days' must be between 1 and 365 (Secrets Manager's bounds)")
 
 
 def config_from_context(get: Any) -> Config:
@@ -56,5 +94,8 @@ def config_from_context(get: Any) -> Config:
         raw = get(name)
         if raw is None:
             continue
-        values[name] = type(default)(raw)
+        try:
+            values[name] = type(default)(raw)
+        except ValueError:
+            raise ValueError(f"context {name!r} must be a {type(default).__name__}, not {raw!r}") from None
     return Config(**values)

@@ -1,15 +1,22 @@
-"""The environment every function gets: exactly the variable names core/settings.py reads.
+"""The environment every function gets: exactly the variable names core/settings.py reads, plus Powertools' own
+(POWERTOOLS_*, read by Powertools and core/observability.py).
 
 The database password never enters the environment: DATABASE_URL carries none, and core.db reads it from the Secrets
-Manager secret DATABASE_SECRET_ARN names (at connect, so a rotation reaches new connections).
+Manager secret DATABASE_SECRET_ARN names (through a refreshing cache, so a rotation reaches new connections).
 """
 
 from __future__ import annotations
 
 from typing import Final
 
-# The Aurora-generated secret ({"username", "password", ...}) the password comes from.
+from core import telemetry_names
+
+# The functions' login secret ({"username": "paysaga_functions", "password", "host", ...}) the password comes from.
 DATABASE_SECRET_ARN: Final[str] = "DATABASE_SECRET_ARN"  # noqa: S105  (a variable name, not a secret)
+# DATABASE_URL points at RDS Proxy: core/db.py sends no startup `options` and turns psycopg's prepared statements off
+# (a prepared statement pins the client to one database connection, which defeats the proxy's pooling).
+DATABASE_PROXY: Final[str] = "DATABASE_PROXY"
+POWERTOOLS_METRICS_NAMESPACE: Final[str] = telemetry_names.METRICS_NAMESPACE_ENV
 
 
 def runtime_environment(
@@ -36,6 +43,7 @@ def runtime_environment(
     environment = {
         "DATABASE_URL": database_url,
         DATABASE_SECRET_ARN: database_secret_arn,
+        DATABASE_PROXY: "true",
         "REDIS_URL": redis_url,
         "IDEMPOTENCY_TABLE": idempotency_table,
         "WORKER_SLOTS_TABLE": worker_slots_table,
@@ -49,6 +57,7 @@ def runtime_environment(
         "EXECUTION_LEASE_MS": str(execution_lease_ms),
         "LEASE_WAIT_MS": str(lease_wait_ms),
         "LOG_LEVEL": log_level,
+        POWERTOOLS_METRICS_NAMESPACE: telemetry_names.NAMESPACE,
     }
     optional = {"SANDBOX_GATEWAY_URL": sandbox_gateway_url, "ADYEN_MERCHANT_ACCOUNT": adyen_merchant_account,
                 "ADYEN_CHECKOUT_URL": adyen_checkout_url}

@@ -6,8 +6,10 @@ from typing import Final
 
 from aws_cdk import Duration
 from aws_cdk import aws_events as events
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
+from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
 
 from infra.names import ResourceNames
@@ -17,7 +19,7 @@ MAX_RECEIVE_COUNT: Final[int] = 5
 
 
 class Messaging(Construct):
-    def __init__(self, scope: Construct, construct_id: str, *, names: ResourceNames) -> None:
+    def __init__(self, scope: Construct, construct_id: str, *, names: ResourceNames, topic_key: kms.IKey) -> None:
         super().__init__(scope, construct_id)
         self.dlq = sqs.Queue(
             self, "NotificationsDlq",
@@ -27,6 +29,10 @@ class Messaging(Construct):
             encryption=sqs.QueueEncryption.SQS_MANAGED,
             enforce_ssl=True,
         )
+        NagSuppressions.add_resource_suppressions(self.dlq, [NagPackSuppression(
+            id="Serverless-SQSRedrivePolicy",
+            reason="this is the notifications queue's dead-letter queue: what lands here stays for an engineer "
+                   "(DlqNotEmpty alarms), a redrive of its own would only hide it")])
         self.queue = sqs.Queue(
             self, "Notifications",
             queue_name=names.notifications_queue,
@@ -38,5 +44,7 @@ class Messaging(Construct):
             enforce_ssl=True,
             dead_letter_queue=sqs.DeadLetterQueue(queue=self.dlq, max_receive_count=MAX_RECEIVE_COUNT),
         )
-        self.topic = sns.Topic(self, "PaymentEvents", topic_name=names.notifications_topic, enforce_ssl=True)
+        # Payment events carry merchant and payment data: encrypted with the stack's messages key.
+        self.topic = sns.Topic(self, "PaymentEvents", topic_name=names.notifications_topic, enforce_ssl=True,
+                               master_key=topic_key)
         self.bus = events.EventBus(self, "Payments", event_bus_name=names.event_bus)

@@ -1,5 +1,7 @@
-"""Physical resource names. They equal core.settings' defaults, so code that looks a queue or topic up by name
-finds the deployed one; the functions also receive every name explicitly in their environment."""
+"""Physical resource names, every one derived from the prefix, so two stacks with different prefixes share an account
+and region without a collision (tests/unit/infra/test_names.py synthesizes two and compares every name). With the
+default prefix they equal core.settings' defaults, so code that looks a queue or topic up by name finds the deployed
+one; the functions also receive every name explicitly in their environment."""
 
 from __future__ import annotations
 
@@ -57,3 +59,77 @@ class ResourceNames:
     @property
     def alarm_topic(self) -> str:
         return f"{self.prefix}-alarms"
+
+    # ---- the stack --------------------------------------------------------------------------------------------
+
+    @property
+    def stack(self) -> str:
+        """The CloudFormation stack's name: 'paysaga' -> 'Paysaga', 'paysaga-staging' -> 'PaysagaStaging'."""
+        return "".join(part.capitalize() for part in self.prefix.split("-"))
+
+    # ---- functions (besides the registry's steps: steps.registry.function_name) ----------------------------------
+
+    @property
+    def migrations_function(self) -> str:
+        return f"{self.prefix}-DatabaseMigrations"
+
+    @property
+    def migrations_provider_function(self) -> str:
+        return f"{self.prefix}-DatabaseMigrationsProvider"
+
+    @property
+    def merchant_admin_function(self) -> str:
+        return f"{self.prefix}-MerchantAdmin"
+
+    def rotation_function(self, user: str) -> str:
+        """The hosted rotation function of one database secret ('master', 'owner', 'functions')."""
+        return f"{self.prefix}-RotateDatabase{user.capitalize()}"
+
+    # ---- the database and the cache ----------------------------------------------------------------------------
+
+    @property
+    def database_cluster(self) -> str:
+        return f"{self.prefix}-ledger"
+
+    @property
+    def database_proxy(self) -> str:
+        return f"{self.prefix}-ledger-proxy"
+
+    def database_secret(self, user: str) -> str:
+        """The secret of one database login ('master', 'owner', 'functions')."""
+        return f"{self.prefix}/database/{user}"
+
+    @property
+    def redis(self) -> str:
+        return f"{self.prefix}-fences"
+
+    # ---- encryption keys and log groups ------------------------------------------------------------------------
+
+    @property
+    def logs_key_alias(self) -> str:
+        return f"alias/{self.prefix}/logs"
+
+    @property
+    def messages_key_alias(self) -> str:
+        return f"alias/{self.prefix}/messages"
+
+    def function_log_group(self, function_name: str) -> str:
+        return f"/aws/lambda/{function_name}"
+
+    @property
+    def state_machine_log_group(self) -> str:
+        # The /aws/vendedlogs/ prefix keeps CloudWatch's log resource policy from growing per log group.
+        return f"/aws/vendedlogs/states/{self.state_machine}"
+
+    @property
+    def api_access_log_group(self) -> str:
+        return f"/{self.prefix}/api/access"
+
+    @property
+    def flow_log_group(self) -> str:
+        return f"/{self.prefix}/vpc/flow-logs"
+
+    @property
+    def database_log_group(self) -> str:
+        """Where Aurora exports the PostgreSQL log: a name RDS chooses, made beforehand to encrypt and retain it."""
+        return f"/aws/rds/cluster/{self.database_cluster}/postgresql"

@@ -1,19 +1,20 @@
-"""The paysaga stack: wires the constructs together and grants each function exactly what it uses."""
+"""The paysaga stack: wires the constructs together and grants each function exactly the calls its code makes."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from aws_cdk import CfnOutput, Stack
-from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from core import limits
+from infra.admin import Administration
 from infra.alarms import Alarms
 from infra.api import PaymentsApi
 from infra.cache import Cache
 from infra.code_asset import dependencies_layer, runtime_code
 from infra.config import Config
+from infra.dashboard import OperationsDashboard
 from infra.database import Database
 from infra.environment import runtime_environment
 from infra.functions import (
@@ -23,14 +24,26 @@ from infra.functions import (
     FunctionBase,
     StartFunction,
     StepLambdas,
+    vpc_access_policy,
 )
 from infra.gateways import GatewayIntegration
+from infra.keys import Keys
+from infra.log_groups import LogPolicy, retention_for
 from infra.messaging import Messaging
+from infra.metrics import Watched
+from infra.nag import suppress_api_findings, suppress_synchronous_function_findings
 from infra.names import ResourceNames
 from infra.network import Network
+from infra.permissions import (
+    DYNAMODB_ITEM_ACTIONS,
+    QUEUE_SEND_ACTIONS,
+    SECRET_READ_ACTIONS,
+    START_EXECUTION_ACTIONS,
+    WORKER_SLOT_ACTIONS,
+    allow,
+)
 from infra.tables import Tables
 from infra.workflow import PaymentSaga
-from steps import registry
 
 # The one step that publishes the outbox row to the notifications queue (ParkNotification only records the attempt).
 QUEUE_PRODUCERS = ("NotifyMerchant",)
@@ -39,20 +52,23 @@ GATEWAY_TIMEOUT_MS = limits.GATEWAY_TIMEOUT_MS
 
 class PaysagaStack(Stack):
     def __init__(self, scope: Construct, construct_id: str, *, config: Config, **kwargs: Any) -> None:
-        super().__init__(scope, construct_id, **kwargs)
         names = ResourceNames(config.prefix)
-        retention = _retention(config.log_retention_days)
+        super().__init__(scope, construct_id, stack_name=names.stack, **kwargs)
+        keys = Keys(self, "Keys", names=names)
+        log_policy = LogPolicy(key=keys.logs, retention=retention_for(config.log_retention_days))
 
-        network = Network(self, "Network")
-        database = Database(self, "Database", network=network, min_acu=config.aurora_min_acu,
-                            max_acu=config.aurora_max_acu)
-        cache = Cache(self, "Cache", network=network)
+        network = Network(self, "Network", names=names, log_policy=log_policy)
+        database = Database(self, "Database", network=network, names=names, log_policy=log_policy,
+                            min_acu=config.aurora_min_acu, max_acu=config.aurora_max_acu,
+                            backup_retention_days=config.backup_retention_days,
+                            rotation_days=config.secret_rotation_days)
+        cache = Cache(self, "Cache", network=network, names=names)
         tables = Tables(self, "Tables", names=names)
-        messaging = Messaging(self, "Messaging", names=names)
+        messaging = Messaging(self, "Messaging", names=names, topic_key=keys.messages)
 
         environment = runtime_environment(
             database_url=database.url_without_password,
-            database_secret_arn=database.secret.secret_arn,
+            database_secret_arn=database.functions_secret.secret_arn,
             redis_url=cache.url,
             idempotency_table=tables.idempotency.table_name,
             worker_slots_table=tables.worker_slots.table_name,
@@ -69,64 +85,61 @@ class PaysagaStack(Stack):
             execution_lease_ms=EXECUTION_LEASE_MS,
             lease_wait_ms=LEASE_WAIT_MS,
         )
-        layer = dependencies_layer(self, config.dependencies_layer_zip)
         base = FunctionBase(code=runtime_code(), environment=environment, network=network,
-                            layers=[layer] if layer is not None else [], log_retention=retention)
+                            layers=[dependencies_layer(self, config.dependencies_layer_zip)], log_policy=log_policy,
+                            vpc_access=vpc_access_policy(self, "FunctionsVpcAccess"), names=names)
 
         steps = StepLambdas(self, "Steps", base, prefix=config.prefix, step_concurrency=config.step_concurrency,
-                              compensation_concurrency=config.compensation_concurrency)
+                            compensation_concurrency=config.compensation_concurrency)
         start = StartFunction(self, "Start", base, name=names.start_function,
                               reserved_concurrency=config.start_concurrency).function
-        saga = PaymentSaga(self, "Saga", name=names.state_machine, functions=steps.by_step, log_retention=retention)
+        saga = PaymentSaga(self, "Saga", names=names, functions=steps.by_step, log_policy=log_policy)
         gateways = GatewayIntegration(self, "Gateways", base, webhook_function_name=names.webhook_function,
-                                      sync_function_name=names.sync_function, secret_name=names.gateway_secret)
-        # The sync replays payments: it runs executions as the start function does.
-        for function in (start, gateways.sync):
+                                      sync_function_name=names.sync_function, secret_name=names.gateway_secret,
+                                      webhook_concurrency=config.webhook_concurrency)
+        admin = Administration(self, "Admin", base, database=database)
+        runtime_functions = [start, *steps.by_step.values(), gateways.webhook, gateways.sync]
+
+        # ---- Who may call what: exactly what each function's code calls (infra/permissions.py) ----
+        # The webhook function runs the start function's handler (saga.handler), whose services name the state
+        # machine; only the start and sync functions run executions.
+        for function in (start, gateways.webhook, gateways.sync):
             function.add_environment("STATE_MACHINE_ARN", saga.state_machine.state_machine_arn)
-            saga.state_machine.grant_start_sync_execution(function)
+        allow([start, gateways.sync], START_EXECUTION_ACTIONS, [saga.state_machine.state_machine_arn])
+        allow([start], DYNAMODB_ITEM_ACTIONS, [tables.idempotency.table_arn])
+        allow([start], WORKER_SLOT_ACTIONS, [tables.worker_slots.table_arn])
+        allow(runtime_functions, SECRET_READ_ACTIONS, [database.functions_secret.secret_arn])
         gateway_users = [*steps.by_step.values(), gateways.webhook, gateways.sync]
         for function in gateway_users:
             function.add_environment("GATEWAY_SECRETS_ARN", gateways.secret.secret_arn)
-        gateways.grant_read(*gateway_users)
-
-        for function in [start, *steps.by_step.values(), gateways.webhook, gateways.sync]:
-            database.secret.grant_read(function)
-        tables.idempotency.grant_read_write_data(start)
-        tables.worker_slots.grant_read_write_data(start)
-        for step in QUEUE_PRODUCERS:
-            messaging.queue.grant_send_messages(steps.by_step[step])
+        allow(gateway_users, SECRET_READ_ACTIONS, [gateways.secret.secret_arn])
+        allow([steps.by_step[step] for step in QUEUE_PRODUCERS], QUEUE_SEND_ACTIONS, [messaging.queue.queue_arn])
 
         api = PaymentsApi(self, "Api", name=config.prefix, handler=start, webhook_handler=gateways.webhook,
-                          waf_requests_per_5min=config.waf_requests_per_5min, log_retention=retention)
-        Alarms(
-            self, "Alarms",
-            topic_name=names.alarm_topic, alarm_email=config.alarm_email,
-            dlq=messaging.dlq, state_machine=saga.state_machine, api=api.api, start_function=start,
-            forward_steps={s: f for s, f in steps.by_step.items() if s in registry.with_role(registry.Role.FORWARD)},
-            compensations={s: f for s, f in steps.by_step.items()
-                           if s in registry.with_role(registry.Role.COMPENSATION, registry.Role.RECOVERY)},
+                          waf_requests_per_api_key_per_5min=config.waf_requests_per_api_key_per_5min,
+                          waf_requests_per_ip_per_5min=config.waf_requests_per_ip_per_5min,
+                          log_retention=log_policy.retention, log_encryption_key=keys.logs)
+
+        # ---- Migrations before traffic: on every deploy, the schema first, then what serves payments ----
+        for dependent in (*runtime_functions, saga.state_machine, gateways.schedule, api.api.deployment_stage):
+            dependent.node.add_dependency(admin.schema)
+
+        watched = Watched(
+            api=api, state_machine=saga.state_machine, start_function=start, steps=steps.by_step,
             webhook_function=gateways.webhook, sync_function=gateways.sync,
+            database_proxy=database.proxy, database_cluster=database.cluster, cache=cache.group,
+            tables=[tables.idempotency, tables.worker_slots], queue=messaging.queue, dlq=messaging.dlq,
         )
+        alarms = Alarms(self, "Alarms", watched=watched, topic_name=names.alarm_topic, alarm_email=config.alarm_email,
+                        master_key=keys.messages)
+        OperationsDashboard(self, "Dashboard", watched=watched, prefix=config.prefix, alarms=alarms.alarms)
+
+        suppress_api_findings(api)
+        suppress_synchronous_function_findings([start, *steps.by_step.values(), gateways.webhook])
 
         CfnOutput(self, "ApiUrl", value=api.api.url)
         CfnOutput(self, "StateMachineArn", value=saga.state_machine.state_machine_arn)
         CfnOutput(self, "DatabaseProxyEndpoint", value=database.proxy.endpoint)
-        CfnOutput(self, "DatabaseSecretArn", value=database.secret.secret_arn)
-
-
-_RETENTIONS = (
-    (7, logs.RetentionDays.ONE_WEEK),
-    (14, logs.RetentionDays.TWO_WEEKS),
-    (30, logs.RetentionDays.ONE_MONTH),
-    (90, logs.RetentionDays.THREE_MONTHS),
-    (180, logs.RetentionDays.SIX_MONTHS),
-    (365, logs.RetentionDays.ONE_YEAR),
-)
-
-
-def _retention(days: int) -> logs.RetentionDays:
-    """The smallest of a few CloudWatch retentions that keeps logs at least `days` (at most a year)."""
-    for limit, retention in _RETENTIONS:
-        if limit >= days:
-            return retention
-    return _RETENTIONS[-1][1]
+        CfnOutput(self, "DatabaseSecretArn", value=database.functions_secret.secret_arn)
+        CfnOutput(self, "MerchantAdminFunction", value=admin.merchants.function_name,
+                  description="aws lambda invoke --function-name <this> --payload '{\"action\": \"list\"}' out.json")

@@ -183,12 +183,13 @@ _RUN_HOOKS: list[Callable[[], None]] = [_print_demo_merchant]
 @app.command("migrate")
 @one_line_errors
 def migrate() -> None:
-    """Apply the database migrations to DATABASE_URL (or the local stack's database)."""
-    from core.settings import load_settings  # noqa: PLC0415
-    from local.migrate import upgrade  # noqa: PLC0415
+    """Apply the database migrations to DATABASE_URL (or the local stack's database), as the user of
+    DATABASE_OWNER_SECRET_ARN, else of DATABASE_SECRET_ARN, when one is set."""
+    from admin.migrate import migration_url, upgrade  # noqa: PLC0415
+    from admin.settings import load_admin_settings  # noqa: PLC0415
 
     use_stack_env()
-    upgrade(load_settings().sqlalchemy_url)
+    upgrade(migration_url(load_admin_settings()))
     console.print("migrations applied")
 
 
@@ -204,6 +205,11 @@ def _engine() -> Engine:
     return engine(load_settings())
 
 
+# saga.merchant_keys.create_merchant's arguments -> this command's options, for its error messages.
+_CREATE_OPTIONS = {"currencies": "--currency", "max_amount_minor": "--max-amount-minor", "gateway": "--gateway",
+                   "name": "NAME"}
+
+
 @merchants_app.command("create")
 @one_line_errors
 def merchants_create(
@@ -214,16 +220,18 @@ def merchants_create(
     gateway: str | None = typer.Option(None, help="sandbox, stripe or adyen (default: PAYMENT_GATEWAY, sandbox)."),
 ) -> None:
     """Create a merchant and print its API key (shown this once)."""
-    from core.money import is_currency  # noqa: PLC0415
     from saga.merchant_keys import create_merchant  # noqa: PLC0415
 
-    bad = [code for code in currency if not is_currency(code)]
-    if bad:
-        raise StackError(f"--currency: {', '.join(bad)} is not a supported ISO 4217 code")
-    with _engine().begin() as conn:
-        merchant_id, api_key = create_merchant(conn, name=name, currencies=currency,
-                                               gateway=gateway or load_settings().gateway,
-                                               max_amount_minor=max_amount_minor, webhook_url=webhook_url)
+    try:
+        with _engine().begin() as conn:
+            merchant_id, api_key = create_merchant(conn, name=name, currencies=currency,
+                                                   gateway=gateway or load_settings().gateway,
+                                                   max_amount_minor=max_amount_minor, webhook_url=webhook_url)
+    except ValueError as error:  # the message names the argument: say it as this command's option
+        field, separator, rest = str(error).partition(" ")
+        colon = ":" if field.endswith(":") else ""
+        option = _CREATE_OPTIONS.get(field.rstrip(":"), field.rstrip(":"))
+        raise StackError(f"{option}{colon}{separator}{rest}") from None
     console.print(f"merchant [bold]{merchant_id}[/] created")
     console.print(f"API key (shown once, stored hashed): [bold]{api_key}[/]")
 

@@ -22,10 +22,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from sqlalchemy import Connection, create_engine, text
 
+from core.database_roles import FINANCE_ROLE
 from core.settings import settings
 from ledger import reports
 
-FINANCE_ROLE = "paysaga_finance"
 EXPORT_BATCH = 5_000
 
 ledger_app = typer.Typer(help="Ledger reports for finance (read-only).", no_args_is_help=True)

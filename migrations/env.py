@@ -29,6 +29,10 @@ def run_migrations_offline() -> None:
 def run_migrations_online() -> None:
     engine = create_engine(_url(), poolclass=pool.NullPool)
     with engine.connect() as connection:
+        # Behind RDS Proxy the init query caps every statement at the runtime's statement timeout; a migration's DDL
+        # (an index on a grown table) may need longer. Session-level, so it outlives this commit.
+        connection.exec_driver_sql("SET statement_timeout = 0")
+        connection.commit()
         context.configure(connection=connection, target_metadata=metadata, compare_type=True)
         with context.begin_transaction():
             context.run_migrations()

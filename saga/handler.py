@@ -8,15 +8,17 @@ request; off AWS the local tooling makes them and calls `make_handler`.
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from collections.abc import Callable
 from typing import Any
 
-from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from sqlalchemy.exc import SQLAlchemyError
 
+from core import observability
+from core import telemetry_names as names
 from core.aws import LambdaHandler
 from core.settings import SettingsError, settings
 from saga.api.answers import payment_answer
@@ -25,7 +27,7 @@ from saga.api.payment_view import payment_body
 from saga.api.request import header, idempotency_key, parse_body
 from saga.bootstrap import Services, bootstrap
 from saga.merchant_keys import authenticate
-from saga.start import Answered, BackendUnavailable, KeyInFlight, KeyReused, start_payment
+from saga.start import Answered, BackendUnavailable, KeyInFlight, KeyReused, StillRunning, start_payment
 from saga.webhooks import receive
 from steps.gateway.notices import WebhookRejected, WebhookSource
 from steps.gateway.port import GatewayNotConfigured
@@ -35,7 +37,8 @@ from store.payments import get_payment
 
 __all__ = ["build_resolver", "handler", "make_handler", "shutdown"]
 
-logger = Logger(service="paysaga-start")
+logger = observability.logger(names.SERVICE_START)
+webhook_logger = observability.logger(names.SERVICE_WEBHOOKS)
 RETRY_AFTER_S = 2
 _PAYMENT_ID = re.compile(r"^[0-9]{1,19}$")
 WEBHOOK_GATEWAYS = ("stripe", "adyen")  # the sandbox sends none: its outcomes are read by lookup
@@ -64,6 +67,14 @@ def _answered(answer: Answered) -> Response[str]:
                     headers=headers, content_type=None)
 
 
+def _still_running(answer: StillRunning) -> Response[str]:
+    """202: the saga outlived the answer budget; the client polls the payment (a retry with the key answers 409 while
+    it runs, then the final answer)."""
+    payment_id = answer.payment.id
+    return _proxy(json_response(202, payment_body(answer.payment),
+                                {"Location": f"/v1/payments/{payment_id}", "Retry-After": str(RETRY_AFTER_S)}))
+
+
 def _proxy(result: dict[str, Any]) -> Response[str]:
     return Response(status_code=int(result["statusCode"]), body=str(result["body"]),
                     headers=dict(result.get("headers") or {}), content_type=None)
@@ -86,6 +97,7 @@ def build_resolver(services: Callable[[], Services]) -> APIGatewayRestResolver:
             raise unavailable("the database") from error
         if merchant is None:
             raise ApiError(401, "Unauthorized", "the API key is not valid", headers={"WWW-Authenticate": "Bearer"})
+        observability.correlate(merchant_id=merchant.id)
         return merchant
 
     @app.post("/v1/payments")
@@ -103,6 +115,8 @@ def build_resolver(services: Callable[[], Services]) -> APIGatewayRestResolver:
             raise _key_reused() from refused
         except BackendUnavailable as refused:
             raise unavailable(refused.what) from refused
+        if isinstance(answer, StillRunning):
+            return _still_running(answer)
         return _answered(answer)
 
     @app.get("/v1/payments/<payment_id>")
@@ -111,6 +125,7 @@ def build_resolver(services: Callable[[], Services]) -> APIGatewayRestResolver:
         if not _PAYMENT_ID.match(payment_id) or int(payment_id) >= 2**63:
             raise ApiError(400, "PaymentIdMalformed", "the payment id is a decimal number of at most 19 digits",
                            "payment_id")
+        observability.correlate(payment_id=payment_id)
         try:
             with services().engine.connect() as conn:
                 payment = get_payment(conn, payment_id=int(payment_id))
@@ -128,7 +143,7 @@ def build_resolver(services: Callable[[], Services]) -> APIGatewayRestResolver:
         try:
             source = services().gateways(gateway) if gateway in WEBHOOK_GATEWAYS else None
         except GatewayNotConfigured as error:
-            logger.error("webhook for an unconfigured gateway", extra={"gateway": gateway, "error": str(error)})
+            webhook_logger.error("webhook for an unconfigured gateway", extra={"gateway": gateway, "error": str(error)})
             raise unavailable(f"the {gateway} gateway") from error
         if not isinstance(source, WebhookSource):
             raise ApiError(404, "NotFound", f"no webhooks are taken from {gateway!r}", "gateway")
@@ -137,12 +152,13 @@ def build_resolver(services: Callable[[], Services]) -> APIGatewayRestResolver:
         try:
             received = receive(services().engine, source, body, dict(event.headers or {}))
         except WebhookRejected as refused:
-            logger.warning("webhook refused", extra={"gateway": gateway, "why": str(refused)})
+            webhook_logger.warning("webhook refused", extra={"gateway": gateway, "why": str(refused)})
             raise ApiError(400, "WebhookRejected", str(refused), "signature") from refused
         except SQLAlchemyError as error:
             raise unavailable("the database") from error  # the gateway redelivers: nothing was stored
-        logger.info("webhook received", extra={"gateway": gateway, "stored": received.stored,
-                                               "duplicates": received.duplicates, "applied": received.applied})
+        webhook_logger.info("webhook received", extra={"gateway": gateway, "stored": received.stored,
+                                                       "duplicates": received.duplicates,
+                                                       "applied": received.applied})
         if gateway == "adyen":  # Adyen wants exactly this body, or it redelivers
             return Response(status_code=200, body="[accepted]", content_type="text/plain")
         return _proxy(json_response(200, {"received": True, "stored": received.stored,
@@ -171,6 +187,45 @@ def build_resolver(services: Callable[[], Services]) -> APIGatewayRestResolver:
     return app
 
 
+def _route(event: dict[str, Any]) -> tuple[str, str]:
+    """(method, route) of an API Gateway proxy event; a payment's id in the path reads {id}."""
+    method, path = str(event.get("httpMethod") or ""), str(event.get("path") or "")
+    return method, "/v1/payments/{id}" if path.startswith("/v1/payments/") else path
+
+
+def _payment_shown(result: dict[str, Any]) -> str | None:
+    """The id of the payment an answer shows: POST's 201/202/402 and GET's 200 name it in their bodies."""
+    try:
+        body = json.loads(str(result.get("body") or ""))
+    except ValueError:
+        return None
+    shown = body.get("payment", body) if isinstance(body, dict) else None
+    payment_id = shown.get("id") if isinstance(shown, dict) else None
+    return payment_id if isinstance(payment_id, str) and payment_id.isdigit() else None
+
+
+def _answer(app: APIGatewayRestResolver, event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """One request, observed (core.observability): the Lambda context and the payment as correlation id in the log
+    lines (the payment once known: its answer names it), StartLatency for POST /v1/payments, an access log line."""
+    method, route = _route(event)
+    webhook = route.startswith("/v1/webhooks/")
+    with observability.invocation(f"{method} {route}", context,
+                                  service=names.SERVICE_WEBHOOKS if webhook else names.SERVICE_START) as call:
+        result: dict[str, Any] = app.resolve(event, context)
+        if webhook:  # logged by the route itself ("webhook received" / "webhook refused")
+            return result
+        status = int(result.get("statusCode") or 0)
+        payment_id = _payment_shown(result) if route.startswith("/v1/payments") else None
+        if payment_id is not None:
+            call.correlate(payment_id=payment_id)
+        if (method, route) == ("POST", "/v1/payments"):
+            call.milliseconds(names.START_LATENCY_MS, call.elapsed_ms(),
+                              **{names.DIMENSION_OUTCOME: f"{status // 100}xx"})
+        logger.info("answered", extra={"method": method, "route": route, "status": status,
+                                       "latency_ms": round(call.elapsed_ms(), 1)})
+        return result
+
+
 def make_handler(services: Services) -> LambdaHandler:
     """A Lambda-shaped handler over these services. The resolver keeps the request being handled on itself, so a
     server that calls from several threads gets one resolver per thread."""
@@ -180,8 +235,7 @@ def make_handler(services: Services) -> LambdaHandler:
         app: APIGatewayRestResolver | None = getattr(per_thread, "app", None)
         if app is None:
             app = per_thread.app = build_resolver(lambda: services)
-        result: dict[str, Any] = app.resolve(event, context)
-        return result
+        return _answer(app, event, context)
 
     return handle
 
@@ -216,5 +270,4 @@ def shutdown() -> None:
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    result: dict[str, Any] = _app.resolve(event, context)
-    return result
+    return _answer(_app, event, context)

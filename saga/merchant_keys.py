@@ -9,7 +9,7 @@ from sqlalchemy import Connection
 from ulid import ULID
 
 from core.gateways import GATEWAY_NAMES
-from core.money import MAX_AMOUNT_MINOR
+from core.money import MAX_AMOUNT_MINOR, is_currency
 from store.merchants import Merchant, find_by_key_hash, insert_merchant, rotate_key
 
 KEY_PREFIX = "psk_"
@@ -29,7 +29,15 @@ def create_merchant(
     webhook_url: str | None = None,
 ) -> tuple[str, str]:
     """(merchant id, API key). The key is returned once and never stored in the clear. ``gateway`` is where the
-    merchant's payments go (sandbox, stripe or adyen)."""
+    merchant's payments go (sandbox, stripe or adyen). A bad argument raises ValueError naming it (the CLI and the
+    admin function show the message as it is)."""
+    if not name.strip():
+        raise ValueError("name must not be empty")
+    if not currencies:
+        raise ValueError("currencies must name at least one ISO 4217 code")
+    bad = [code for code in currencies if not is_currency(code)]
+    if bad:
+        raise ValueError(f"currencies: {', '.join(bad)} is not a supported ISO 4217 code")
     if not 0 < max_amount_minor <= MAX_AMOUNT_MINOR:
         raise ValueError(f"max_amount_minor must be between 1 and {MAX_AMOUNT_MINOR}")
     if gateway not in GATEWAY_NAMES:

@@ -10,23 +10,32 @@ payment id; every write below is idempotent for that id, and every saga step ski
 from __future__ import annotations
 
 import contextlib
+import threading
+import time
 from collections.abc import Callable
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 
 from botocore.exceptions import BotoCoreError, ClientError
 from sqlalchemy.exc import SQLAlchemyError
 from ulid import ULID
 
+from core import observability, telemetry_names
 from saga import idempotency
 from saga.api.request import PaymentRequest
 from saga.bootstrap import Services
 from saga.execution import ExecutionRun, PaymentBusyError, run_execution
 from steps.contract import ExecutionInput
 from steps.errors import ExecutionSuperseded
+from store import lifecycle
 from store.merchants import Merchant
-from store.payments import Payment, insert_payment
+from store.payments import Payment, get_payment, insert_payment
 
-__all__ = ["Answered", "BackendUnavailable", "KeyInFlight", "KeyReused", "Render", "StartRefused", "start_payment"]
+__all__ = ["Answered", "BackendUnavailable", "KeyInFlight", "KeyReused", "Render", "StartRefused", "StillRunning",
+           "start_payment"]
+
+logger = observability.logger(telemetry_names.SERVICE_START)
 
 SUPERSEDED = ExecutionSuperseded.__name__
 # How a payment's recorded state reads as the stored answer (None: not final yet).
@@ -39,6 +48,14 @@ class Answered:
 
     response: idempotency.StoredResponse
     replayed: bool
+
+
+@dataclass(frozen=True)
+class StillRunning:
+    """The saga outlived the answer budget: the payment as it stands (not final). Nothing is stored for the key: the
+    saga runs on and stores the final answer, which a retry with the key gets; the client polls the payment."""
+
+    payment: Payment
 
 
 class StartRefused(Exception):
@@ -67,8 +84,11 @@ def _run(services: Services, saga_input: ExecutionInput) -> ExecutionRun:
 
 
 def start_payment(services: Services, *, merchant: Merchant, key: str, request: PaymentRequest, fingerprint: str,
-                  render: Render) -> Answered:
-    """Run the payment the key names (new, resumed or finished) and answer it; raise StartRefused otherwise."""
+                  render: Render, monotonic: Callable[[], float] = time.monotonic) -> Answered | StillRunning:
+    """Run the payment the key names (new, resumed or finished) and answer it within the settings' answer budget
+    (StillRunning past it); raise StartRefused otherwise."""
+    budget_ms = services.settings.start_answer_budget_ms
+    deadline = monotonic() + budget_ms / 1_000
     gate = services.gate
     try:
         decision = gate.begin(merchant.id, key, fingerprint, new_payment_id=services.ids.next_id)
@@ -79,11 +99,17 @@ def start_payment(services: Services, *, merchant: Merchant, key: str, request: 
     if isinstance(decision, idempotency.Replay):
         return Answered(decision.response, replayed=True)
     if isinstance(decision, idempotency.InFlight):
-        raise KeyInFlight()
+        # The holder may be a start that answered 202 and was frozen (Lambda) before storing the final answer: once
+        # the payment is final, its answer is known, so the retry gets it instead of 409 until the key's expiry.
+        finished = _final_answer(services, decision.payment_id, render)
+        if finished is None:
+            raise KeyInFlight()
+        return Answered(finished, replayed=True)  # the answer the holder stores: rendered from the same record
     if isinstance(decision, idempotency.Mismatch):
         raise KeyReused()
 
     payment_id, token = decision.payment_id, decision.token
+    observability.correlate(payment_id=payment_id, merchant_id=merchant.id)
     saga_input = ExecutionInput(payment_id=payment_id, merchant_id=merchant.id,
                                 capture_amount_minor=request.capture_amount_minor)
     try:
@@ -93,6 +119,50 @@ def start_payment(services: Services, *, merchant: Merchant, key: str, request: 
                            gateway=merchant.gateway, customer_ref=request.customer_reference,
                            order_ref=request.order_reference, payment_method_token=request.payment_method_token,
                            metadata=request.metadata)
+    except SQLAlchemyError as error:
+        gate.release(merchant.id, key, token)  # let the retry resume at once, same payment id
+        raise BackendUnavailable("the database") from error
+
+    def finish() -> Answered:
+        return _run_and_answer(services, merchant=merchant, key=key, token=token, saga_input=saga_input,
+                               render=render)
+
+    if budget_ms == 0:
+        return finish()
+    answer = _in_thread(finish, name=f"saga-{payment_id}")
+    try:
+        return answer.result(timeout=max(0.0, deadline - monotonic()))
+    except FutureTimeout:
+        pass
+    # The saga runs on in its thread (on AWS, in Step Functions): it records its outcome and stores the final answer
+    # for the key when it ends. This request answers with the payment as it stands.
+    answer.add_done_callback(_log_late_failure)
+    try:
+        with services.engine.connect() as conn:
+            payment = get_payment(conn, payment_id=payment_id)
+    except SQLAlchemyError as error:
+        raise BackendUnavailable("the database") from error
+    assert payment is not None, f"payment {payment_id} was written above"
+    return StillRunning(payment)
+
+
+def _final_answer(services: Services, payment_id: int, render: Render) -> idempotency.StoredResponse | None:
+    """The answer of a payment whose saga has ended, or None (not written yet, still running, or unreadable)."""
+    try:
+        with services.engine.connect() as conn:
+            payment = get_payment(conn, payment_id=payment_id)
+    except SQLAlchemyError:
+        return None  # 409 as before: the retry comes back
+    if payment is None or payment.status not in lifecycle.FINAL:
+        return None
+    return render(payment)
+
+
+def _run_and_answer(services: Services, *, merchant: Merchant, key: str, token: str, saga_input: ExecutionInput,
+                    render: Render) -> Answered:
+    """Run the saga under the payment's lease, store its answer for the key and return it."""
+    gate = services.gate
+    try:
         run = _run(services, saga_input)
         response = render(run.payment)
         if response is None and run.response is not None and run.response.get("error") == SUPERSEDED:
@@ -117,3 +187,28 @@ def start_payment(services: Services, *, merchant: Merchant, key: str, request: 
     with contextlib.suppress(BotoCoreError, ClientError, idempotency.NotHolderError):
         gate.complete(merchant.id, key, token, response)
     return Answered(response, replayed=False)
+
+
+def _in_thread(work: Callable[[], Answered], *, name: str) -> Future[Answered]:
+    """Run `work` in a thread of its own (no pool to size: one per request that outlives nothing but its saga)."""
+    future: Future[Answered] = Future()
+
+    def run() -> None:
+        if not future.set_running_or_notify_cancel():
+            return
+        try:
+            future.set_result(work())
+        except BaseException as error:
+            future.set_exception(error)
+
+    threading.Thread(target=run, name=name, daemon=True).start()
+    return future
+
+
+def _log_late_failure(answer: Future[Answered]) -> None:
+    """A saga that ended after its request was answered 202 and failed to store its answer: the key's record expires
+    and a retry resumes the payment (crash safety, above); the log says why."""
+    error = answer.exception()
+    if error is not None:
+        logger.warning("a saga answered 202 ended without storing its answer; a retry resumes it",
+                       extra={"error": type(error).__name__, "detail": str(error)})

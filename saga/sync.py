@@ -16,11 +16,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-from aws_lambda_powertools import Logger
 from sqlalchemy import func, or_, select
 
-from core import limits
+from core import limits, observability
+from core import telemetry_names as names
 from core.settings import settings
 from saga.bootstrap import Services, bootstrap
 from saga.replay import ReplayError, replay
@@ -30,7 +31,7 @@ from store.schema import payments, saga_executions
 
 __all__ = ["SyncReport", "sync"]
 
-logger = Logger(service="paysaga-sync")
+logger = observability.logger(names.SERVICE_SYNC)
 MAX_PAYMENTS_PER_PASS = 200  # a backlog is worked off over several passes, never loaded at once
 
 
@@ -75,28 +76,31 @@ def sync(services: Services, *, grace_ms: int = limits.SYNC_GRACE_MS,
         if latest is None:
             report.not_started.append(payment_id)
             continue
-        if executions >= max_executions:
-            logger.error("payment left parked after the sync's last attempt; an engineer must look",
-                         extra={"payment_id": payment_id, "executions": executions})
-            report.given_up.append(payment_id)
-            continue
-        try:
-            outcome = replay(services, latest)
-        except ReplayError as error:  # another execution took it meanwhile, or it finished
-            report.errors[payment_id] = str(error)
-            continue
-        report.replayed[payment_id] = outcome.payment_status
+        with observability.correlated(payment_id):
+            if executions >= max_executions:
+                logger.error("payment left parked after the sync's last attempt; an engineer must look",
+                             extra={"payment_id": payment_id, "executions": executions})
+                report.given_up.append(payment_id)
+                continue
+            try:
+                with observability.subsegment("replay", remote=False, payment_id=str(payment_id)):
+                    outcome = replay(services, latest)
+            except ReplayError as error:  # another execution took it meanwhile, or it finished
+                report.errors[payment_id] = str(error)
+                continue
+            report.replayed[payment_id] = outcome.payment_status
     logger.info("sync pass", extra={"applied": report.notices_applied, "waiting": report.notices_waiting,
                                     "replayed": len(report.replayed), "given_up": len(report.given_up)})
     return report
 
 
-def handler(event: object, context: object) -> dict[str, object]:
+def handler(event: object, context: Any) -> dict[str, object]:
     """The sync on AWS: an EventBridge schedule invokes this once a minute (infra/gateways.py)."""
-    services = bootstrap(settings())
-    try:
-        report = sync(services)
-    finally:
-        services.close()
+    with observability.invocation("sync", context, service=names.SERVICE_SYNC):
+        services = bootstrap(settings())
+        try:
+            report = sync(services)
+        finally:
+            services.close()
     return {"notices_applied": report.notices_applied, "notices_waiting": report.notices_waiting,
             "replayed": len(report.replayed), "given_up": report.given_up}

@@ -28,10 +28,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from aws_lambda_powertools import Logger
 from sqlalchemy import Connection, Engine, select
 from ulid import ULID
 
+from core import observability
+from core import telemetry_names as names
 from ledger.posting import dispute
 from steps.gateway.notices import GatewayNotice, NoticeKind, WebhookSource
 from store.disputes import close_dispute, dispute_by_reference, open_dispute
@@ -42,7 +43,7 @@ from store.schema import payments
 
 __all__ = ["Received", "apply_notice", "apply_pending", "receive"]
 
-logger = Logger(service="paysaga-webhooks")
+logger = observability.logger(names.SERVICE_WEBHOOKS)
 
 # The notices the saga itself consumes (through lookup): applying one links it to its payment, nothing more.
 _READ_BY_THE_SAGA = frozenset({NoticeKind.AUTHORISED, NoticeKind.AUTHORISATION_FAILED, NoticeKind.CAPTURED,
@@ -122,7 +123,8 @@ def apply_notice(engine: Engine, gateway: str, event_id: str) -> bool:
             mark_deferred(conn, gateway=gateway, event_id=event_id, payment_id=None,
                           why="no payment matches this event yet")
             return False
-        why_not = _apply(conn, notice, payment)
+        with observability.correlated(payment.id, payment.merchant_id):  # what it logs names the payment
+            why_not = _apply(conn, notice, payment)
         if why_not is not None:
             mark_deferred(conn, gateway=gateway, event_id=event_id, payment_id=payment.id, why=why_not)
             return False

@@ -16,6 +16,7 @@ from steps.fence import fence_client
 from steps.gateway.factory import gateway_for
 from steps.gateway.notices import notice_reader
 from steps.gateway.port import Gateway
+from steps.gateway.traced import traced
 from store.payments import Payment
 
 
@@ -30,7 +31,7 @@ def engine() -> Engine:
 # Each is made once per settings object (frozen, hashable): one per process in Lambda, one per test in the suite.
 @functools.cache
 def _gateway(now: Settings, name: str) -> Gateway:
-    return gateway_for(name, now, timeout_ms=now.gateway_timeout_ms, notices=notice_reader(db_engine(now)))
+    return traced(gateway_for(name, now, timeout_ms=now.gateway_timeout_ms, notices=notice_reader(db_engine(now))))
 
 
 def gateway(payment: Payment) -> Gateway:

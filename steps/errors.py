@@ -87,3 +87,8 @@ class CommitRejected(BusinessError):
 BUSINESS_ERRORS = frozenset(cls.__name__ for cls in BusinessError.__subclasses__())
 # Faults no retry fixes, named so the execution history says what happened; they are in no Retry list.
 NOT_RETRIED = frozenset(cls.__name__ for cls in (InvariantViolated, ConfigurationError))
+# What a step raises as the saga's answer, not as a fault: a business outcome, a capture to wait for, an execution
+# that another one superseded, money found captured at the gateway (parked). Anything else a step raises
+# (TransientError, InvariantViolated, ConfigurationError, FenceHeld, a bug) is a fault: steps.runtime counts it as
+# StepFaults and X-Ray records it on the step's subsegment.
+OUTCOMES: tuple[type[StepError], ...] = (BusinessError, CapturePending, ExecutionSuperseded, CapturedAtGateway)

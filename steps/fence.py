@@ -29,6 +29,7 @@ from redis.lock import Lock
 from redis.retry import Retry
 
 from core import limits
+from core.observability import subsegment
 
 # The TTL outlives the whole fenced section (authorize at the gateway timeout, the unknown-outcome lookup, the write
 # that records the result) and the AuthorizeGateway invocation itself: core/limits.py asserts both.
@@ -36,6 +37,9 @@ DEFAULT_TTL_MS = limits.FENCE_TTL_MS
 DEFAULT_SOCKET_TIMEOUT_MS = limits.FENCE_SOCKET_TIMEOUT_MS
 # One reconnect on a dropped connection; more would stretch the bound on a dead Redis.
 FENCE_RETRIES = limits.FENCE_REDIS_RETRIES
+
+# The X-Ray subsegment of each Redis call (aws-xray-sdk has no Redis patcher): Redis's node on the service map.
+REDIS_SUBSEGMENT = "Redis"
 
 _log = logging.getLogger(__name__)
 
@@ -88,7 +92,8 @@ def fence(client: redis.Redis[Any], key: str, *, ttl_ms: int = DEFAULT_TTL_MS) -
     lock = Lock(client, key, timeout=ttl_ms / 1000, blocking=False, thread_local=False)
     token = uuid.uuid4().hex
     try:
-        taken = lock.acquire(blocking=False, token=token)
+        with subsegment(REDIS_SUBSEGMENT, operation="fence.acquire"):
+            taken = lock.acquire(blocking=False, token=token)
     except _RedisError as down:
         raise FenceUnavailable(f"cannot reach Redis to take {key}: {down}") from down
     if not taken:
@@ -109,7 +114,8 @@ def authorize_fence(
 
 def _release(lock: Lock, handle: Fence) -> None:
     try:
-        lock.release()  # Lua: delete only if the key still holds our token
+        with subsegment(REDIS_SUBSEGMENT, operation="fence.release"):
+            lock.release()  # Lua: delete only if the key still holds our token
     except LockNotOwnedError:
         handle.lost = True
         _log.warning("fence %s expired before release; left whatever holds it now untouched", handle.key)

@@ -4,9 +4,12 @@ Compensation: ParkNotification leaves it for redelivery; a payment is never unwo
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 from sqlalchemy import Connection
 
+from core import observability
+from core import telemetry_names as names
 from steps import deps
 from steps.payment_state import check_lease, claim, load, move
 from steps.runtime import StepInput, StepResult, step
@@ -43,10 +46,14 @@ def _notify(data: StepInput) -> StepResult:
             MessageGroupId=str(data.payment_id),
             MessageDeduplicationId=event.id,  # a resend after a crash between send and mark is dropped by SQS
         )
+    published = False
     with deps.engine().begin() as conn:  # marked sent and the status moved in one commit
         _finish(conn, data)
         if event.sent_at is None:
-            mark_sent(conn, event_id=event.id)
+            published = mark_sent(conn, event_id=event.id).applied
+    if published:  # this invocation published it (a redelivery after a crash finds it marked: not counted twice)
+        lag_ms = (datetime.now(UTC) - event.created_at).total_seconds() * 1000
+        observability.milliseconds(names.OUTBOX_LAG_MS, max(0.0, lag_ms))
     return {"event_id": event.id, "event_type": event.event_type}
 
 

@@ -3,9 +3,11 @@ as needs_attention with the reason, for an engineer to replay; no money moves ba
 
 from __future__ import annotations
 
+from core import observability
+from core import telemetry_names as names
 from steps import deps
 from steps.payment_state import claim, move
-from steps.runtime import StepInput, StepResult, step
+from steps.runtime import StepInput, StepResult, logger, step
 from store import lifecycle
 from store.lifecycle import PaymentStatus as Status
 
@@ -20,6 +22,8 @@ def _park(data: StepInput) -> StepResult:
             return {"status": payment.status, "parked": payment.status == Status.NEEDS_ATTENTION}
         move(conn, payment, Status.NEEDS_ATTENTION, data, failure_code=code,
              failure_message=f"parked after {code} while {payment.status}; replay finishes it")
+    observability.count(names.PAYMENTS_PARKED)
+    logger.warning("payment parked for an engineer's replay", extra={"error": code, "was": payment.status})
     return {"status": "needs_attention", "parked": True}
 
 

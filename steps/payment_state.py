@@ -7,6 +7,8 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from core import observability
+from core import telemetry_names as names
 from steps.errors import BusinessError, ExecutionSuperseded, ServiceUnavailable, TransientError
 from steps.runtime import StepInput
 from store import lifecycle
@@ -76,4 +78,7 @@ def move(conn: Connection, payment: Payment, to_status: str, data: StepInput, **
             f"status {result.status}); retrying"
         )
     assert result.version is not None
+    if to_status in lifecycle.FINAL and payment.status != to_status:
+        # Counted by the move that ends the payment (its invocation publishes it only if the step returns).
+        observability.count(names.PAYMENTS_FINISHED, **{names.DIMENSION_OUTCOME: str(to_status)})
     return result.version

@@ -1,6 +1,8 @@
-"""What every step handler shares: reading its input, and naming infrastructure faults by what a retry can do about
+"""What every step handler shares: reading its input, naming infrastructure faults by what a retry can do about
 them (steps.error_classes): TransientError, which the state machine's Retry handles, only for faults a retry can fix;
-InvariantViolated and ConfigurationError, never retried, for a database refusal and a misconfigured deployment."""
+InvariantViolated and ConfigurationError, never retried, for a database refusal and a misconfigured deployment; and
+its telemetry (core.observability): log lines that carry the Lambda context and the payment id as correlation_id,
+StepLatency and StepFaults by step, and a subsegment `## <step>` annotated with the payment and merchant ids."""
 
 from __future__ import annotations
 
@@ -9,13 +11,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from aws_lambda_powertools import Logger
-
+from core import observability
+from core import telemetry_names as names
 from steps import error_classes
 from steps.contract import ExecutionInput
-from steps.errors import TransientError
+from steps.errors import OUTCOMES, StepError, TransientError
+from steps.fence import FenceError
 
-logger = Logger(service="paysaga-steps")
+logger = observability.logger(names.SERVICE_STEPS)
 
 StepResult = dict[str, Any]
 StepHandler = Callable[[dict[str, Any], Any], StepResult]
@@ -46,29 +49,58 @@ def parse_input(event: dict[str, Any]) -> StepInput:
     )
 
 
+def is_outcome(error: BaseException) -> bool:
+    """The saga's answer (steps.errors.OUTCOMES), not a fault."""
+    return isinstance(error, OUTCOMES)
+
+
+def _run(name: str, body: Callable[[StepInput], StepResult], step_input: StepInput) -> StepResult:
+    try:
+        return body(step_input)
+    except error_classes.LIBRARY_FAULTS as error:
+        # The class name is the retry contract: only TransientError is retried. A fault it does not name
+        # (a programming error) goes on as it is, under its own name, and is not retried either.
+        named = error_classes.named(name, error)
+        if named is None:
+            raise
+        raise named from error
+
+
+def _log_raised(error: Exception) -> None:
+    what = {"error": type(error).__name__}
+    if is_outcome(error):
+        logger.info(f"step ended with {type(error).__name__}", extra={**what, "detail": str(error)})
+    elif isinstance(error, TransientError | FenceError):
+        logger.warning(str(error), extra=what)  # retried by the state machine: an error only if it lasts
+    elif isinstance(error, StepError):
+        logger.error(str(error), extra=what)  # InvariantViolated, ConfigurationError: never retried
+    # Anything else (a bug) the Lambda runtime reports with its stack trace and request id, as it always did.
+
+
 def step(name: str) -> Callable[[Callable[[StepInput], StepResult]], StepHandler]:
     """Make a Lambda handler of a function of the step's input."""
 
     def wrap(body: Callable[[StepInput], StepResult]) -> StepHandler:
         @functools.wraps(body)
         def handler(event: dict[str, Any], context: Any) -> StepResult:
-            step_input = parse_input(event)
-            try:
-                result = body(step_input)
-            except error_classes.LIBRARY_FAULTS as error:
-                # The class name is the retry contract: only TransientError is retried. A fault it does not name
-                # (a programming error) goes on as it is, under its own name, and is not retried either.
-                named = error_classes.named(name, error)
-                if named is None:
+            with observability.invocation(name, context, service=names.SERVICE_STEPS, is_outcome=is_outcome,
+                                          step=name) as call:
+                try:
+                    step_input = parse_input(event)
+                    call.correlate(payment_id=step_input.payment_id, merchant_id=step_input.merchant_id)
+                    result = _run(name, body, step_input)
+                except Exception as error:
+                    # What the body counted (a payment finished, parked, declined) was in a transaction that did
+                    # not commit, or is followed by a retry that counts it again: only the fault counts.
+                    call.discard_metrics()
+                    _log_raised(error)
+                    if not is_outcome(error):
+                        call.count(names.STEP_FAULTS, step=name)
                     raise
-                where = {"step": name, "payment_id": step_input.payment_id, "error": type(named).__name__}
-                if isinstance(named, TransientError):
-                    logger.warning(str(named), extra=where)
-                else:
-                    logger.error(str(named), extra=where)
-                raise named from error
-            logger.debug("step done", extra={"step": name, "payment_id": step_input.payment_id, "result": result})
-            return result
+                finally:
+                    call.milliseconds(names.STEP_LATENCY_MS, call.elapsed_ms(), step=name)
+                logger.debug("step done", extra={"result": result})
+                return result
 
         return handler
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from core import observability
+from core import telemetry_names as names
 from steps import deps
 from steps.errors import (
     BUSINESS_ERRORS,
@@ -83,12 +85,14 @@ def _reject(data: StepInput) -> StepResult:
         error, cause = outcome_of(data.error)
         if payment.status == Status.REFUNDED:  # captured, then given back in full: keep it refunded, record why
             move(conn, payment, Status.REFUNDED, data, failure_code=error, failure_message=cause)
+            observability.count(names.PAYMENTS_DECLINED, **{names.DIMENSION_ERROR: error})
             return {"error": error, "cause": cause}
         if payment.status not in lifecycle.REJECTABLE or payment.captured_amount_minor is not None:
             raise ExecutionSuperseded(
                 f"payment {payment.id} is {payment.status}: it is not this compensation's to fail ({error} leaves it)")
         move(conn, payment, Status.REJECTED if error in _REJECTIONS else Status.FAILED, data, failure_code=error,
              failure_message=cause)
+    observability.count(names.PAYMENTS_DECLINED, **{names.DIMENSION_ERROR: error})
     return {"error": error, "cause": cause}
 
 

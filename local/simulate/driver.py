@@ -92,7 +92,9 @@ class SeedRun:
         self.checkpoints: list[Checkpoint] = []
         self.injector = Injector(admin_dsn=backends.admin_dsn, redis_pid=backends.redis_pid,
                                  aws_pid=backends.aws_pid)
-        settings = backends.settings
+        # Every start waits for its saga, in the request's thread (START_ANSWER_BUDGET_MS 0): the fault plans are
+        # per thread, and the checks compare each answer with the payment's final state.
+        settings = backends.settings.model_copy(update={"start_answer_budget_ms": 0})
         dynamodb = backends.dynamodb
         self.gate_clock = SteppedClock()
         self.gate = idempotency.IdempotencyGate(dynamodb, settings.idempotency_table,

@@ -144,7 +144,8 @@ class SimStepFunctions:
         self.arn = create_saga_machine(self.local, role="paysaga-sim")
         # The services a twin start or a replay of this runtime uses (a gate on the real clock; no worker slot is
         # claimed: they mint no ids).
-        self.services: Services = bootstrap(backends.settings, step_functions=(self, self.arn))
+        self.services: Services = bootstrap(backends.settings.model_copy(update={"start_answer_budget_ms": 0}),
+                                            step_functions=(self, self.arn))
         self._lock = threading.Lock()
         self._plans: dict[int, RequestPlan] = {}
         self._pending: dict[int, RequestPlan] = {}  # thread id -> plan of the request that thread is running

@@ -86,6 +86,20 @@ def _child_env(state: StackState) -> dict[str, str]:
     return env
 
 
+def _runtime_env(state: StackState) -> dict[str, str]:
+    """What the runtime's processes (the API server, the sync worker) run with: as on AWS, they connect as the
+    functions' least-privileged user (paysaga_functions, member of paysaga_app), not as the cluster's superuser, so
+    every saga the local stack runs proves the grants of migration 0005. A DATABASE_URL of the caller's own is used
+    as given."""
+    env = _child_env(state)
+    part = state.parts.get("postgres")
+    if part is not None and not part.external:
+        from admin.migrate import functions_url  # noqa: PLC0415  # alembic: only where the stack is started
+
+        env["DATABASE_URL"] = functions_url(part.url)
+    return env
+
+
 def _spawn(module: str, args: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
     log.parent.mkdir(parents=True, exist_ok=True)
     handle = log.open("ab")
@@ -126,8 +140,9 @@ def _start_aws(root: Path) -> Part:
     return Part(name="aws", url=emulator.url(port), pid=process.pid, port=port)
 
 
-def _start_service(root: Path, state: StackState, name: str, module: str, *, args: list[str], port: int) -> Part:
-    process = _spawn(module, args, root / name / f"{name}.log", _child_env(state))
+def _start_service(root: Path, state: StackState, name: str, module: str, *, args: list[str], port: int,
+                   env: dict[str, str] | None = None) -> Part:
+    process = _spawn(module, args, root / name / f"{name}.log", env or _child_env(state))
     wait_for_port(port, f"{name} ({module})", pid=process.pid)
     return Part(name=name, url=f"http://{LOOPBACK}:{port}", pid=process.pid, port=port)
 
@@ -174,18 +189,19 @@ def _start_adyen(root: Path, state: StackState, port: int | None = None) -> Part
 
 
 def _start_sync(root: Path, state: StackState) -> Part:
-    process = _spawn("local.sync_worker", [], root / "sync" / "sync.log", _child_env(state))
+    process = _spawn("local.sync_worker", [], root / "sync" / "sync.log", _runtime_env(state))
     return Part(name="sync", url="worker://payment-status-sync", pid=process.pid)  # it listens on no port
 
 
 def _start_api(root: Path, state: StackState, port: int | None = None) -> Part:
     port = port or _api_port(state)
     args = ["--host", LOOPBACK, "--port", str(port)]
-    return _start_service(root, state, "api", "local.http.server", args=args, port=port)
+    return _start_service(root, state, "api", "local.http.server", args=args, port=port, env=_runtime_env(state))
 
 
 def _prepare_backends(state: StackState) -> None:
     """Migrations and AWS resources, through the same code production uses."""
+    from admin.migrate import prepare_functions_user  # noqa: PLC0415
     from core.aws_resources import provision  # noqa: PLC0415
     from core.settings import load_settings  # noqa: PLC0415
     from local.migrate import upgrade  # noqa: PLC0415
@@ -196,6 +212,8 @@ def _prepare_backends(state: StackState) -> None:
     try:
         settings = load_settings()
         upgrade(settings.sqlalchemy_url)
+        if not state.parts["postgres"].external:  # our cluster: the functions' user, as the deploy function makes it
+            prepare_functions_user(settings.sqlalchemy_url, password=None)
         provision(settings)
     finally:
         os.environ.clear()

@@ -38,8 +38,19 @@ class PostgresServer:
         return f"{driver}://{auth}@{self.host}:{self.port}/{database}"
 
 
+# Every role but the superuser logs in over TCP with its password (SCRAM), as on RDS; the superuser keeps trust (it has
+# no password here).
+_PASSWORD_HBA = f"""local all all trust
+host all {postgres.SUPERUSER} 127.0.0.1/32 trust
+host all all 127.0.0.1/32 scram-sha-256
+host all all ::1/128 scram-sha-256
+"""
+
+
 @contextlib.contextmanager
-def postgres_server() -> Iterator[PostgresServer]:
+def postgres_server(*, passwords: bool = False) -> Iterator[PostgresServer]:
+    """A throwaway PostgreSQL. `passwords`: the server checks every non-superuser's password (the Docker image always
+    does; a local cluster otherwise trusts loopback)."""
     if docker_answers():
         from testcontainers.postgres import PostgresContainer  # noqa: PLC0415  # only where Docker answers
 
@@ -51,6 +62,8 @@ def postgres_server() -> Iterator[PostgresServer]:
     datadir = root / "data"
     try:
         postgres.init_cluster(datadir, durable=False)
+        if passwords:
+            (datadir / "pg_hba.conf").write_text(_PASSWORD_HBA)
         cluster = postgres.start(datadir, free_port(), root / "log" / "postgres.log")
         try:
             yield PostgresServer("127.0.0.1", cluster.port, postgres.SUPERUSER, "")

@@ -7,11 +7,11 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, ValidationInfo, field_validator
 
+from core.limits import MAX_BODY_BYTES
 from core.money import MAX_AMOUNT_MINOR, is_currency
 from saga.api.errors import ApiError
 from saga.idempotency import MAX_KEY_LENGTH, fingerprint
 
-MAX_BODY_BYTES = 16_384
 MAX_METADATA_KEYS = 20
 # The request is 2 levels deep (metadata); anything far deeper is refused before anything recurses over it.
 MAX_JSON_DEPTH = 8

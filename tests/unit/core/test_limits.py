@@ -127,7 +127,8 @@ def test_limits_imports_the_standard_library_only() -> None:
     # The two contradictions the issue found: both must be refused at import, not merely noticed.
     ("FENCE_TTL_MS", "5_000", "the fence must outlive the fenced section"),
     ("IDEMPOTENCY_IN_PROGRESS_TTL_MS", "START_FUNCTION_TIMEOUT_S * 1_000", "longer than its holder can live"),
-    ("LEASE_WAIT_MS", "29_000", "before API Gateway cuts the client off"),
+    ("LEASE_WAIT_MS", "29_000", "still answers within its budget"),
+    ("START_ANSWER_BUDGET_MS", "API_INTEGRATION_TIMEOUT_MS", "before API Gateway cuts the client off"),
     ("TASK_TIMEOUT_S", "31", "a Task must not give up on an invocation that may still run"),
 ])
 def test_a_limit_that_breaks_a_relation_is_refused_at_import(limit: str, old_value: str, refusal: str) -> None:
@@ -147,6 +148,7 @@ def test_settings_default_to_the_limits_and_accept_them_together() -> None:
     assert fields["idempotency_in_progress_ttl_ms"].default == limits.IDEMPOTENCY_IN_PROGRESS_TTL_MS
     assert fields["execution_lease_ms"].default == limits.EXECUTION_LEASE_MS
     assert fields["lease_wait_ms"].default == limits.LEASE_WAIT_MS
+    assert fields["start_answer_budget_ms"].default == limits.START_ANSWER_BUDGET_MS
     # The defaults pass settings' own relation check (the lease within the key's hold).
     defaults = Settings(DATABASE_URL="postgresql://u@db/x", REDIS_URL="redis://127.0.0.1:6379/0")  # type: ignore[call-arg]
     assert defaults.idempotency_in_progress_ttl_ms > limits.START_FUNCTION_TIMEOUT_S * 1_000

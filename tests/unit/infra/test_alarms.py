@@ -1,83 +1,269 @@
-"""Alarms on a dead-lettered notification, failed executions, function errors and API 5xx, all sent to one topic."""
+"""The alarms: each on the metric the runtime or the AWS service really publishes (namespace, name, every dimension),
+none on a business outcome, all sent to one KMS-encrypted topic."""
 
 from __future__ import annotations
 
 import inspect
 import json
+from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
 import pytest
 
-from infra.alarms import REFUND_REFUSED_MESSAGE, SYNC_GAVE_UP_MESSAGE
+from core import limits, telemetry_names
+from infra.alarms import (
+    API_4XX_RATE_PERCENT,
+    API_5XX_RATE_PERCENT,
+    NOTIFICATION_AGE_S,
+    REFUND_REFUSED_MESSAGE,
+    START_LATENCY_P99_MS,
+    SYNC_GAVE_UP_MESSAGE,
+)
 from saga import sync, webhooks
 from steps import registry
-from tests.unit.infra.support import START, Synth, functions_by_name, only, settings_default, step_function_ids
+from steps.errors import BUSINESS_ERRORS, ServiceUnavailable
+from tests.unit.infra.support import START, SYNC, WEBHOOKS, Synth, functions_by_name, only, step_function_ids
 
 
-def _alarms(synth: Synth) -> list[dict[str, Any]]:
-    return [r["Properties"] for r in synth.of_type("AWS::CloudWatch::Alarm").values()]
+@dataclass(frozen=True)
+class MetricRead:
+    """One metric an alarm reads."""
+
+    namespace: str
+    name: str
+    dimensions: dict[str, str]  # name -> the value's JSON (a Ref, a GetAtt, a Join, or a literal)
+    statistic: str
 
 
-def _metric_alarms(synth: Synth, metric: str) -> list[dict[str, Any]]:
-    return [a for a in _alarms(synth) if metric in json.dumps(a)]
+@dataclass(frozen=True)
+class AlarmOn:
+    logical_id: str
+    props: dict[str, Any]
+    metrics: list[MetricRead]
+    expression: str  # "" for an alarm on one metric
+
+    def reads(self, namespace: str, name: str, **dimensions: Any) -> bool:
+        wanted = {key: _text(value) for key, value in dimensions.items()}
+        return any(m.namespace == namespace and m.name == name and m.dimensions == wanted for m in self.metrics)
 
 
-def test_dlq_depth_above_zero(synth: Synth) -> None:
-    dlq_id = next(logical_id for logical_id, r in synth.of_type("AWS::SQS::Queue").items()
-                  if r["Properties"]["QueueName"] == settings_default("notifications_dlq"))
-    (alarm,) = [a for a in _metric_alarms(synth, "ApproximateNumberOfMessagesVisible")]
-    assert alarm["Namespace"] == "AWS/SQS"
-    assert alarm["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": [dlq_id, "QueueName"]}}]
-    assert alarm["Threshold"] == 0 and alarm["ComparisonOperator"] == "GreaterThanThreshold"
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
 
 
-def test_state_machine_executions_failed(synth: Synth) -> None:
-    machine_id, _ = only(synth.of_type("AWS::StepFunctions::StateMachine"))
-    (alarm,) = _metric_alarms(synth, "ExecutionsFailed")
-    assert alarm["Namespace"] == "AWS/States"
-    assert alarm["Dimensions"] == [{"Name": "StateMachineArn", "Value": {"Ref": machine_id}}]
+def _dimensions(raw: list[dict[str, Any]] | None) -> dict[str, str]:
+    return {d["Name"]: _text(d["Value"]) for d in raw or []}
 
 
-def test_api_5xx(synth: Synth) -> None:
-    (alarm,) = _metric_alarms(synth, "5XXError")
-    assert alarm["Namespace"] == "AWS/ApiGateway"
+def _alarm(logical_id: str, props: dict[str, Any]) -> AlarmOn:
+    if "MetricName" in props:  # one metric, written inline
+        statistic = props.get("Statistic") or props["ExtendedStatistic"]
+        return AlarmOn(logical_id, props, [MetricRead(props["Namespace"], props["MetricName"],
+                                                   _dimensions(props.get("Dimensions")), statistic)], "")
+    watched, expression = [], ""
+    for query in props["Metrics"]:
+        if "Expression" in query:
+            expression = query["Expression"]
+            continue
+        stat = query["MetricStat"]
+        metric = stat["Metric"]
+        watched.append(MetricRead(metric["Namespace"], metric["MetricName"], _dimensions(metric.get("Dimensions")),
+                               stat["Stat"]))
+    return AlarmOn(logical_id, props, watched, expression)
 
 
-def test_every_function_has_an_errors_alarm(synth: Synth) -> None:
-    errors_alarms = json.dumps([a for a in _alarms(synth) if '"Errors"' in json.dumps(a)])
-    ids = step_function_ids(synth) | {"start": functions_by_name(synth)[START][0]}
-    for step, logical_id in ids.items():
-        assert json.dumps({"Ref": logical_id}) in errors_alarms, f"no errors alarm for {step}"
-    assert set(ids) == set(registry.HANDLERS) | {"start"}
+@pytest.fixture(scope="module")
+def alarms(synth: Synth) -> list[AlarmOn]:
+    return [_alarm(logical_id, r["Properties"]) for logical_id, r in synth.of_type("AWS::CloudWatch::Alarm").items()]
 
 
-def test_alarms_notify_the_alarm_topic(synth: Synth) -> None:
-    topics = {r["Properties"]["TopicName"]: logical_id for logical_id, r in synth.of_type("AWS::SNS::Topic").items()}
-    alarm_topic = {"Ref": topics[f"{registry.FUNCTION_NAME_PREFIX}-alarms"]}
-    alarms = _alarms(synth)
-    assert len(alarms) >= 4 + len(registry.HANDLERS)
-    for alarm in alarms:
-        assert alarm["AlarmActions"] == [alarm_topic]
-        assert alarm["TreatMissingData"] == "notBreaching"
+def _reading(alarms: list[AlarmOn], namespace: str, name: str, **dimensions: Any) -> AlarmOn:
+    (alarm,) = [a for a in alarms if a.reads(namespace, name, **dimensions)]
+    return alarm
 
 
-def test_only_forward_steps_get_error_rate_alarms(synth: Synth) -> None:
-    """Compensations and recovery (ParkPayment included) alarm on any error; forward steps on an error rate."""
+def _ref(logical_id: str) -> dict[str, str]:
+    return {"Ref": logical_id}
+
+
+def _never(alarm: AlarmOn) -> None:
+    """An alarm on the first occurrence."""
+    assert alarm.props["Threshold"] == 0 and alarm.props["ComparisonOperator"] == "GreaterThanThreshold"
+    assert alarm.props["EvaluationPeriods"] == 1
+
+
+# ---- Nothing on business outcomes -------------------------------------------------------------------------------
+
+
+def test_no_alarm_watches_failed_executions_or_declines(alarms: list[AlarmOn]) -> None:
+    """Every decline ends the saga in a Fail state: ExecutionsFailed counts business outcomes, not incidents."""
+    watched = [(m.namespace, m.name) for a in alarms for m in a.metrics]
+    assert ("AWS/States", "ExecutionsFailed") not in watched
+    declines = [m.dimensions for a in alarms for m in a.metrics if m.name == telemetry_names.PAYMENTS_DECLINED]
+    # The one decline alarmed on is ours: our backends stayed down through every retry.
+    assert declines == [{telemetry_names.DIMENSION_ERROR: ServiceUnavailable.__name__}]
+    assert ServiceUnavailable.__name__ in BUSINESS_ERRORS
+
+
+def test_forward_steps_alarm_on_their_fault_rate_not_on_lambda_errors(synth: Synth, alarms: list[AlarmOn]) -> None:
+    """A forward step raises a decline as a Lambda error: its Errors move with the decline rate. StepFaults do not."""
     ids = step_function_ids(synth)
-    rate_alarms = [a for a in _alarms(synth) if "error rate" in json.dumps(a)]
-    with_rate = {step for step, logical_id in ids.items() if json.dumps({"Ref": logical_id}) in json.dumps(rate_alarms)}
-    assert with_rate == set(registry.with_role(registry.Role.FORWARD))
+    for step in registry.with_role(registry.Role.FORWARD):
+        function = _ref(ids[step])
+        assert not [a for a in alarms if a.reads("AWS/Lambda", "Errors", FunctionName=function)], step
+        alarm = _reading(alarms, telemetry_names.NAMESPACE, telemetry_names.STEP_FAULTS,
+                         **{telemetry_names.DIMENSION_STEP: step})
+        assert alarm.reads("AWS/Lambda", "Invocations", FunctionName=function)
+        assert "faults" in alarm.expression and "/ invocations" in alarm.expression
+
+
+def test_compensations_and_recovery_alarm_on_their_first_error(synth: Synth, alarms: list[AlarmOn]) -> None:
+    """ParkPayment is RECOVERY, not a forward step: its first error is a payment that could not even be parked."""
+    ids = step_function_ids(synth)
+    steps = registry.with_role(registry.Role.COMPENSATION, registry.Role.RECOVERY)
+    assert "ParkPayment" in steps
+    for step in steps:
+        _never(_reading(alarms, "AWS/Lambda", "Errors", FunctionName=_ref(ids[step])))
+
+
+def test_the_functions_that_answer_for_themselves_alarm_on_any_error(synth: Synth, alarms: list[AlarmOn]) -> None:
+    functions = functions_by_name(synth)
+    for name in (START, WEBHOOKS, SYNC):
+        _never(_reading(alarms, "AWS/Lambda", "Errors", FunctionName=_ref(functions[name][0])))
+
+
+# ---- Payments -------------------------------------------------------------------------------------------------------
+
+
+def test_a_parked_payment_raises_an_alarm(alarms: list[AlarmOn]) -> None:
+    _never(_reading(alarms, telemetry_names.NAMESPACE, telemetry_names.PAYMENTS_PARKED))
+
+
+def test_a_timed_out_execution_raises_an_alarm(synth: Synth, alarms: list[AlarmOn]) -> None:
+    machine_id, _ = only(synth.of_type("AWS::StepFunctions::StateMachine"))
+    _never(_reading(alarms, "AWS/States", "ExecutionsTimedOut", StateMachineArn=_ref(machine_id)))
 
 
 @pytest.mark.parametrize(("metric", "message", "source"), [
     ("PaymentsLeftParked", SYNC_GAVE_UP_MESSAGE, sync),
     ("RefundsRefused", REFUND_REFUSED_MESSAGE, webhooks),
 ])
-def test_a_logged_line_an_engineer_must_act_on_raises_an_alarm(synth: Synth, metric: str, message: str,
-                                                               source: ModuleType) -> None:
+def test_a_logged_line_an_engineer_must_act_on_raises_an_alarm(synth: Synth, alarms: list[AlarmOn], metric: str,
+                                                               message: str, source: ModuleType) -> None:
     assert f'"{message}"' in inspect.getsource(source), "the filter must match the line the runtime logs"
     patterns = [r["Properties"]["FilterPattern"] for r in synth.of_type("AWS::Logs::MetricFilter").values()]
     assert any(message in pattern for pattern in patterns), patterns
-    (alarm,) = _metric_alarms(synth, metric)
-    assert alarm["Threshold"] == 0 and alarm["Namespace"] == "paysaga"
+    _never(_reading(alarms, telemetry_names.NAMESPACE, metric))
+
+
+# ---- Functions and the API --------------------------------------------------------------------------------------
+
+
+def payment_path_functions(synth: Synth) -> dict[str, str]:
+    """Function name -> logical id of every function a payment runs through (deploy-time ones aside)."""
+    functions = functions_by_name(synth)
+    names = [START, WEBHOOKS, SYNC, *(registry.function_name(step) for step in registry.STEPS)]
+    return {name: functions[name][0] for name in names}
+
+
+def test_every_payment_path_function_alarms_on_its_first_throttle(synth: Synth, alarms: list[AlarmOn]) -> None:
+    for logical_id in payment_path_functions(synth).values():
+        _never(_reading(alarms, "AWS/Lambda", "Throttles", FunctionName=_ref(logical_id)))
+
+
+def _stage(synth: Synth) -> tuple[str, dict[str, Any]]:
+    _, api = only(synth.of_type("AWS::ApiGateway::RestApi"))
+    stage_id, _ = only(synth.of_type("AWS::ApiGateway::Stage"))
+    return api["Properties"]["Name"], _ref(stage_id)
+
+
+def test_start_latency_p99_below_the_integration_timeout(synth: Synth, alarms: list[AlarmOn]) -> None:
+    api_name, stage = _stage(synth)
+    alarm = _reading(alarms, "AWS/ApiGateway", "Latency", ApiName=api_name, Stage=stage, Resource="/v1/payments",
+                     Method="POST")
+    assert alarm.metrics[0].statistic == "p99"
+    assert alarm.props["Threshold"] == START_LATENCY_P99_MS < limits.API_INTEGRATION_TIMEOUT_MS
+
+
+@pytest.mark.parametrize(("status", "threshold"), [("4XX", API_4XX_RATE_PERCENT), ("5XX", API_5XX_RATE_PERCENT)])
+def test_api_error_rates_are_errors_over_requests(synth: Synth, alarms: list[AlarmOn], status: str,
+                                                  threshold: int) -> None:
+    api_name, stage = _stage(synth)
+    alarm = _reading(alarms, "AWS/ApiGateway", f"{status}Error", ApiName=api_name, Stage=stage)
+    assert alarm.reads("AWS/ApiGateway", "Count", ApiName=api_name, Stage=stage)
+    assert "100 *" in alarm.expression and "/ requests" in alarm.expression
+    assert alarm.props["Threshold"] == threshold
+
+
+# ---- What the saga runs on --------------------------------------------------------------------------------------
+
+
+def test_rds_proxy_pinning_and_borrow_latency(synth: Synth, alarms: list[AlarmOn]) -> None:
+    proxy_id, _ = only(synth.of_type("AWS::RDS::DBProxy"))
+    _never(_reading(alarms, "AWS/RDS", "DatabaseConnectionsCurrentlySessionPinned", ProxyName=_ref(proxy_id)))
+    _reading(alarms, "AWS/RDS", "DatabaseConnectionsBorrowLatency", ProxyName=_ref(proxy_id))
+
+
+def test_aurora_acu_utilization_and_cpu(synth: Synth, alarms: list[AlarmOn]) -> None:
+    cluster_id, _ = only(synth.of_type("AWS::RDS::DBCluster"))
+    for metric in ("ACUUtilization", "CPUUtilization"):
+        alarm = _reading(alarms, "AWS/RDS", metric, DBClusterIdentifier=_ref(cluster_id))
+        assert 0 < alarm.props["Threshold"] < 100
+
+
+def test_redis_cpu_and_evictions_on_every_node(synth: Synth, alarms: list[AlarmOn]) -> None:
+    """ElastiCache publishes per node (CacheClusterId `<replication group id>-00N`), never per replication group."""
+    group_id, group = only(synth.of_type("AWS::ElastiCache::ReplicationGroup"))
+    nodes = group["Properties"]["NumCacheClusters"]
+    for index in range(1, nodes + 1):
+        node = {"Fn::Join": ["", [_ref(group_id), f"-{index:03d}"]]}
+        _reading(alarms, "AWS/ElastiCache", "EngineCPUUtilization", CacheClusterId=node)
+        _never(_reading(alarms, "AWS/ElastiCache", "Evictions", CacheClusterId=node))
+    watched = [m for a in alarms for m in a.metrics if m.namespace == "AWS/ElastiCache"]
+    assert len(watched) == 2 * nodes
+
+
+def test_every_table_alarms_on_throttled_reads_and_writes(synth: Synth, alarms: list[AlarmOn]) -> None:
+    tables = synth.of_type("AWS::DynamoDB::Table")
+    assert tables
+    for table_id in tables:
+        alarm = _reading(alarms, "AWS/DynamoDB", "ReadThrottleEvents", TableName=_ref(table_id))
+        assert alarm.reads("AWS/DynamoDB", "WriteThrottleEvents", TableName=_ref(table_id))
+        assert alarm.props["Threshold"] == 0
+
+
+def _queue_id(synth: Synth, dead_letter: bool) -> str:
+    (queue_id,) = [logical_id for logical_id, r in synth.of_type("AWS::SQS::Queue").items()
+                   if ("dlq" in r["Properties"]["QueueName"]) == dead_letter]
+    return queue_id
+
+
+def test_notifications_oldest_message_and_dead_letters(synth: Synth, alarms: list[AlarmOn]) -> None:
+    queue = {"Fn::GetAtt": [_queue_id(synth, dead_letter=False), "QueueName"]}
+    dlq = {"Fn::GetAtt": [_queue_id(synth, dead_letter=True), "QueueName"]}
+    oldest = _reading(alarms, "AWS/SQS", "ApproximateAgeOfOldestMessage", QueueName=queue)
+    assert oldest.props["Threshold"] == NOTIFICATION_AGE_S
+    _never(_reading(alarms, "AWS/SQS", "ApproximateNumberOfMessagesVisible", QueueName=dlq))
+
+
+# ---- Where they go ----------------------------------------------------------------------------------------------
+
+
+def test_every_alarm_notifies_the_encrypted_alarm_topic(synth: Synth, alarms: list[AlarmOn]) -> None:
+    topics = {r["Properties"]["TopicName"]: (logical_id, r["Properties"])
+              for logical_id, r in synth.of_type("AWS::SNS::Topic").items()}
+    topic_id, topic = topics[f"{registry.FUNCTION_NAME_PREFIX}-alarms"]
+    for alarm in alarms:
+        assert alarm.props["AlarmActions"] == [_ref(topic_id)], alarm.logical_id
+        assert alarm.props["OKActions"] == [_ref(topic_id)], alarm.logical_id
+        assert alarm.props["TreatMissingData"] == "notBreaching", alarm.logical_id
+
+    # A customer managed key (alias/aws/sns cannot let CloudWatch publish), which CloudWatch may use.
+    key_ref = topic["KmsMasterKeyId"]
+    key_id = key_ref["Fn::GetAtt"][0]
+    key = synth.resources[key_id]
+    assert key["Type"] == "AWS::KMS::Key" and key["Properties"]["EnableKeyRotation"] is True
+    statements = key["Properties"]["KeyPolicy"]["Statement"]
+    assert any(s["Effect"] == "Allow" and s["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+               and {"kms:Decrypt", "kms:GenerateDataKey*"} <= set(s["Action"]) for s in statements)

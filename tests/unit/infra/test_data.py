@@ -1,8 +1,8 @@
-"""Tables, queues, topic, bus, database and cache: the shapes core/aws_resources.py provisions locally."""
+"""Tables, queues, topic and bus: the shapes core/aws_resources.py provisions locally (the database and the cache:
+test_database.py)."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from tests.unit.infra.support import (
@@ -10,9 +10,9 @@ from tests.unit.infra.support import (
     Synth,
     actions_of,
     functions_by_name,
-    join_text,
     only,
     policy_statements_of_role,
+    resources_of,
     settings_default,
 )
 
@@ -65,72 +65,12 @@ def test_topic_and_bus_carry_the_settings_names(synth: Synth) -> None:
     assert bus["Properties"]["Name"] == settings_default("event_bus")
 
 
-def test_aurora_serverless_v2_behind_a_tls_proxy(synth: Synth) -> None:
-    _, cluster = only(synth.of_type("AWS::RDS::DBCluster"))
-    props = cluster["Properties"]
-    assert props["Engine"] == "aurora-postgresql"
-    assert props["StorageEncrypted"] is True
-    assert props["ServerlessV2ScalingConfiguration"]["MinCapacity"] >= 0.5
-    instances = synth.of_type("AWS::RDS::DBInstance").values()
-    assert instances and all(i["Properties"]["DBInstanceClass"] == "db.serverless" for i in instances)
-    _, proxy = only(synth.of_type("AWS::RDS::DBProxy"))
-    assert proxy["Properties"]["RequireTLS"] is True
-    assert proxy["Properties"]["EngineFamily"] == "POSTGRESQL"
-
-
-def _database_secret_refs(synth: Synth) -> list[dict[str, str]]:
-    """The generated secret, by itself or through its cluster attachment (whose Ref is the same secret's ARN)."""
-    secret_id, _ = only({k: v for k, v in synth.of_type("AWS::SecretsManager::Secret").items()
-                         if k.startswith("PaysagaDatabase")})
-    attachment_id, attachment = only(synth.of_type("AWS::SecretsManager::SecretTargetAttachment"))
-    assert attachment["Properties"]["SecretId"] == {"Ref": secret_id}
-    return [{"Ref": secret_id}, {"Ref": attachment_id}]
-
-
-def test_database_url_names_the_proxy_and_no_password(synth: Synth) -> None:
-    proxy_id, _ = only(synth.of_type("AWS::RDS::DBProxy"))
-    for name, (_, props) in functions_by_name(synth).items():
-        variables = props["Environment"]["Variables"]
-        url = join_text(variables["DATABASE_URL"])
-        assert url.startswith("postgresql://paysaga@"), name
-        assert json.dumps({"Fn::GetAtt": [proxy_id, "Endpoint"]}, sort_keys=True) in url
-        assert url.endswith("?sslmode=require")
-        assert "resolve:secretsmanager" not in json.dumps(variables)
-        assert variables["DATABASE_SECRET_ARN"] in _database_secret_refs(synth)
-
-
-def test_every_function_may_read_the_database_secret_and_only_gateway_users_the_gateway_secret(synth: Synth) -> None:
-    secret_refs = _database_secret_refs(synth)
-    (gateway_secret,) = [k for k in synth.of_type("AWS::SecretsManager::Secret") if k.startswith("GatewaysSecret")]
-    for name, (_, props) in functions_by_name(synth).items():
-        statements = policy_statements_of_role(synth, props["Role"]["Fn::GetAtt"][0])
-        reads = [s for s in statements if "secretsmanager:GetSecretValue" in actions_of(s)]
-        assert any(s["Resource"] in secret_refs for s in reads), f"{name} cannot read the database secret"
-        allowed = [*secret_refs]
-        if "GATEWAY_SECRETS_ARN" in props["Environment"]["Variables"]:
-            allowed.append({"Ref": gateway_secret})
-            assert any(s["Resource"] == {"Ref": gateway_secret} for s in reads), f"{name} cannot read its gateway keys"
-        assert all(s["Resource"] in allowed for s in reads), name
-
-
-def test_redis_is_one_small_tls_node_in_the_vpc(synth: Synth) -> None:
-    group_id, group = only(synth.of_type("AWS::ElastiCache::ReplicationGroup"))
-    props = group["Properties"]
-    assert props["Engine"] == "redis"
-    assert props["NumCacheClusters"] == 1
-    assert props["TransitEncryptionEnabled"] is True
-    assert props["AtRestEncryptionEnabled"] is True
-    url = join_text(functions_by_name(synth)[START][1]["Environment"]["Variables"]["REDIS_URL"])
-    assert url.startswith("rediss://")
-    assert json.dumps({"Fn::GetAtt": [group_id, "PrimaryEndPoint.Address"]}, sort_keys=True) in url
-
-
 def test_only_notify_merchant_may_send_to_the_notifications_queue(synth: Synth) -> None:
     queues = {r["Properties"]["QueueName"]: logical_id for logical_id, r in synth.of_type("AWS::SQS::Queue").items()}
     queue_arn = {"Fn::GetAtt": [queues[settings_default("notifications_queue")], "Arn"]}
     senders = set()
     for name, (_, props) in functions_by_name(synth).items():
         statements = policy_statements_of_role(synth, props["Role"]["Fn::GetAtt"][0])
-        if any("sqs:SendMessage" in actions_of(s) and s["Resource"] == queue_arn for s in statements):
+        if any("sqs:SendMessage" in actions_of(s) and queue_arn in resources_of(s) for s in statements):
             senders.add(name)
     assert senders == {"paysaga-NotifyMerchant"}

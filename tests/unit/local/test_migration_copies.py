@@ -1,5 +1,5 @@
-"""A migration freezes the names it writes into CHECK constraints; while it is the latest to write them, they must be
-the code's (alembic's autogenerate does not compare CHECK texts, so this does)."""
+"""A migration freezes the names it writes into CHECK constraints and the roles it grants to; while it is the latest to
+write them, they must be the code's (alembic's autogenerate compares neither CHECK texts nor roles, so this does)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import importlib.util
 from pathlib import Path
 from types import ModuleType
 
+from core.database_roles import APP_ROLE, FINANCE_ROLE
 from core.gateways import GATEWAY_NAMES
 from ledger.schema import ACCOUNT_KINDS, TRANSACTION_KINDS
 from store.schema import sql_in
@@ -27,3 +28,12 @@ def test_the_gateways_migration_checks_the_code_s_gateways_and_ledger_kinds() ->
     assert sql_in("gateway", GATEWAY_NAMES) == gateways._GATEWAYS
     assert sql_in("kind", ACCOUNT_KINDS) == gateways._ACCOUNT_KINDS
     assert sql_in("kind", TRANSACTION_KINDS) == gateways._TX_KINDS
+
+
+def test_the_roles_migrations_grant_to_the_code_s_roles() -> None:
+    rules, roles = _migration("20261121_0002_rules"), _migration("20261203_0005_roles")
+    assert rules.FINANCE_ROLE == FINANCE_ROLE
+    assert f"rolname = '{FINANCE_ROLE}'" in rules.CREATE_ROLE and f"EXISTS {FINANCE_ROLE};" in rules.DROP_ROLE
+    assert roles.APP_ROLE == APP_ROLE
+    assert f"rolname = '{APP_ROLE}'" in roles.CREATE_ROLE and f"CREATE ROLE {APP_ROLE} NOLOGIN" in roles.CREATE_ROLE
+    assert f"DROP ROLE IF EXISTS {APP_ROLE};" in roles.DROP_ROLE

@@ -1,0 +1,25 @@
+"""`make test` runs pytest as two groups side by side (Makefile: PYTEST_GROUP_A, PYTEST_GROUP_B): together they must
+hold every test folder, each once, or a folder's tests silently stop running in CI."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
+
+
+def _group(makefile: str, name: str) -> list[str]:
+    found = re.search(rf"^{name} := (.+)$", makefile, flags=re.MULTILINE)
+    assert found is not None, f"the Makefile no longer defines {name}"
+    return found.group(1).split()
+
+
+def test_the_two_pytest_groups_hold_every_test_folder_once() -> None:
+    makefile = (PROJECT_ROOT / "Makefile").read_text()
+    groups = _group(makefile, "PYTEST_GROUP_A") + _group(makefile, "PYTEST_GROUP_B")
+    folders = sorted(f"tests/{path.name}" for path in (PROJECT_ROOT / "tests").iterdir()
+                     if path.is_dir() and any(path.rglob("test_*.py")))
+    assert sorted(groups) == folders
+    assert len(groups) == len(set(groups))
+    assert not list((PROJECT_ROOT / "tests").glob("test_*.py")), "a test module at tests/ runs in no group"

@@ -38,6 +38,7 @@ def runtime_environment(
     idempotency_in_progress_ttl_ms: int,
     execution_lease_ms: int,
     lease_wait_ms: int,
+    start_answer_budget_ms: int,
     log_level: str = "INFO",
 ) -> dict[str, str]:
     environment = {
@@ -56,6 +57,7 @@ def runtime_environment(
         "IDEMPOTENCY_IN_PROGRESS_TTL_MS": str(idempotency_in_progress_ttl_ms),
         "EXECUTION_LEASE_MS": str(execution_lease_ms),
         "LEASE_WAIT_MS": str(lease_wait_ms),
+        "START_ANSWER_BUDGET_MS": str(start_answer_budget_ms),
         "LOG_LEVEL": log_level,
         POWERTOOLS_METRICS_NAMESPACE: telemetry_names.NAMESPACE,
     }

@@ -41,6 +41,8 @@ IN_PROGRESS_TTL_MS: Final[int] = limits.IDEMPOTENCY_IN_PROGRESS_TTL_MS
 EXECUTION_LEASE_MS: Final[int] = limits.EXECUTION_LEASE_MS
 # A start that meets a running execution of its payment waits this long, within API Gateway's 29 s, then answers 409.
 LEASE_WAIT_MS: Final[int] = limits.LEASE_WAIT_MS
+# The start answers within this (202 + Location past it), under API Gateway's integration timeout.
+START_ANSWER_BUDGET_MS: Final[int] = limits.START_ANSWER_BUDGET_MS
 # Memory (and so CPU: Lambda gives CPU in proportion): the start function waits on the saga and serializes answers;
 # a step does one I/O-bound thing.
 START_MEMORY_MB: Final[int] = 1_024

@@ -21,6 +21,7 @@ from infra.functions import (
     EXECUTION_LEASE_MS,
     IN_PROGRESS_TTL_MS,
     LEASE_WAIT_MS,
+    START_ANSWER_BUDGET_MS,
     FunctionBase,
     StartFunction,
     StepLambdas,
@@ -84,6 +85,7 @@ class PaysagaStack(Stack):
             idempotency_in_progress_ttl_ms=IN_PROGRESS_TTL_MS,
             execution_lease_ms=EXECUTION_LEASE_MS,
             lease_wait_ms=LEASE_WAIT_MS,
+            start_answer_budget_ms=START_ANSWER_BUDGET_MS,
         )
         base = FunctionBase(code=runtime_code(), environment=environment, network=network,
                             layers=[dependencies_layer(self, config.dependencies_layer_zip)], log_policy=log_policy,

@@ -6,11 +6,13 @@ so a name can never differ between the code that provisions and the code that us
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
 
+from core import limits
 from core.aws import client
 from core.settings import Settings
 
@@ -69,10 +71,11 @@ def provision(settings: Settings) -> dict[str, str]:
     sqs = client("sqs", settings)
     dlq_url = sqs.create_queue(QueueName=settings.notifications_dlq, Attributes={"FifoQueue": "true"})["QueueUrl"]
     dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    redrive = '{"deadLetterTargetArn":"%s","maxReceiveCount":"5"}' % dlq_arn  # noqa: UP031
+    redrive = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(limits.NOTIFICATIONS_MAX_RECEIVES)})
     sqs.create_queue(
         QueueName=settings.notifications_queue,
-        Attributes={"FifoQueue": "true", "RedrivePolicy": redrive, "VisibilityTimeout": "30"},
+        Attributes={"FifoQueue": "true", "RedrivePolicy": redrive,
+                    "VisibilityTimeout": str(limits.NOTIFICATIONS_VISIBILITY_TIMEOUT_S)},
     )
     made[f"queue:{settings.notifications_queue}"] = queue_url(sqs, settings.notifications_queue)
     made[f"queue:{settings.notifications_dlq}"] = dlq_url

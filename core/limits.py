@@ -97,6 +97,48 @@ SYNC_MAX_EXECUTIONS: Final[int] = 6
 AUTHORIZATION_LIFETIME_MS: Final[int] = 7 * 24 * 3_600_000
 AUTHORIZATION_SAFETY_MS: Final[int] = 24 * 3_600_000
 
+# ---- Merchant webhooks (saga/notifications/webhooks.py) -------------------------------------------------------
+
+# One POST to a merchant's endpoint: any answer other than 2xx within this is a failed attempt (WEBHOOK_TIMEOUT_MS).
+WEBHOOK_TIMEOUT_MS: Final[int] = 10_000
+# After the n-th failed attempt the next waits WEBHOOK_RETRY_SCHEDULE_S[n-1] seconds, stretched by up to
+# WEBHOOK_RETRY_JITTER_PERCENT at random (so endpoints that fail together are not retried in lockstep): 1 min, 5 min,
+# 30 min, 2 h, 6 h, 12 h, about 20.6 h in all (22.7 h at most with the jitter). The attempt after the last delay is the
+# last: WEBHOOK_MAX_ATTEMPTS in all, then the delivery is marked failed (a log line an alarm watches, a metric).
+WEBHOOK_RETRY_SCHEDULE_S: Final[tuple[int, ...]] = (60, 300, 1_800, 7_200, 21_600, 43_200)
+WEBHOOK_RETRY_JITTER_PERCENT: Final[int] = 10
+WEBHOOK_MAX_ATTEMPTS: Final[int] = len(WEBHOOK_RETRY_SCHEDULE_S) + 1
+# How often deliveries that are due are sent (an EventBridge schedule on AWS, a worker of the local stack).
+WEBHOOK_DELIVERY_INTERVAL_MS: Final[int] = 60_000
+# One pass claims at most this many due deliveries at a time and sends them on WEBHOOK_CONCURRENCY threads.
+WEBHOOK_BATCH: Final[int] = 64
+WEBHOOK_CONCURRENCY: Final[int] = 8
+# The delivery function (saga.notifications.webhooks.handler) and how long one pass keeps claiming new batches.
+WEBHOOK_FUNCTION_TIMEOUT_S: Final[int] = 300
+WEBHOOK_PASS_BUDGET_MS: Final[int] = 120_000
+# A claimed delivery is not due again for this long: the worker that claimed it records the attempt before then, or
+# died (then the delivery is sent again: at-least-once, same event id, same body).
+WEBHOOK_CLAIM_MS: Final[int] = WEBHOOK_FUNCTION_TIMEOUT_S * 1_000 + 60_000
+
+# ---- Notifications (DESIGN 8: saga/notifications/) -------------------------------------------------------------
+
+# The outbox relay publishes a row left unsent this long: NotifyMerchant publishes a committed payment's event within
+# its own Task (TASK_TIMEOUT_S, with retries well under this), so the relay never races a live NotifyMerchant; it
+# takes what one never published (a crash, ParkNotification, an SQS outage) and what no step publishes (disputes).
+OUTBOX_RELAY_GRACE_MS: Final[int] = 60_000
+# How often the relay runs (the EventBridge schedule on AWS, the local notification worker).
+OUTBOX_RELAY_INTERVAL_MS: Final[int] = 60_000
+# How many rows one relay pass publishes at most (store.outbox.MAX_BATCH caps it too).
+OUTBOX_RELAY_BATCH: Final[int] = 100
+# The notifications queue hands a message to a consumer at most this many times; then SQS moves it to the DLQ.
+NOTIFICATIONS_MAX_RECEIVES: Final[int] = 5
+# How long a received message stays invisible to other consumers (the queue's VisibilityTimeout).
+NOTIFICATIONS_VISIBILITY_TIMEOUT_S: Final[int] = 30
+# The consumer of the queue (a Lambda on AWS): one batch must end before its messages become visible again.
+NOTIFICATIONS_CONSUMER_TIMEOUT_S: Final[int] = 25
+# The local worker's long poll (ReceiveMessage WaitTimeSeconds; SQS allows at most 20).
+NOTIFICATIONS_POLL_WAIT_S: Final[int] = 5
+
 # ---- The fence around AuthorizeGateway (DESIGN 6) ------------------------------------------------------------
 
 # The fenced section: the authorization at its timeout, the lookup that resolves an unknown outcome (another gateway
@@ -151,6 +193,27 @@ assert SYNC_GRACE_MS > 0 and SYNC_INTERVAL_MS > 0
 assert SYNC_INTERVAL_MS * SYNC_MAX_EXECUTIONS < AUTHORIZATION_SAFETY_MS, (
     "every sync attempt at an authorization must fit before it lapses")
 assert AUTHORIZATION_SAFETY_MS < AUTHORIZATION_LIFETIME_MS
+
+# Merchant webhooks.
+_WEBHOOK_RETRY_TOTAL_S = sum(WEBHOOK_RETRY_SCHEDULE_S)
+assert _WEBHOOK_RETRY_TOTAL_S >= 20 * 3_600 and _WEBHOOK_RETRY_TOTAL_S * (100 + WEBHOOK_RETRY_JITTER_PERCENT) <= (
+    30 * 3_600 * 100), "a failing endpoint is retried over about a day (20 to 30 hours, jitter included)"
+assert list(WEBHOOK_RETRY_SCHEDULE_S) == sorted(WEBHOOK_RETRY_SCHEDULE_S), "the backoff only grows"
+assert WEBHOOK_RETRY_SCHEDULE_S[0] * 1_000 >= WEBHOOK_DELIVERY_INTERVAL_MS, "a retry is never due before the next pass"
+assert 0 <= WEBHOOK_RETRY_JITTER_PERCENT <= 50
+_WEBHOOK_BATCH_MAX_MS = -(-WEBHOOK_BATCH // WEBHOOK_CONCURRENCY) * (WEBHOOK_TIMEOUT_MS + DB_STATEMENT_TIMEOUT_MS)
+assert WEBHOOK_PASS_BUDGET_MS + _WEBHOOK_BATCH_MAX_MS < WEBHOOK_FUNCTION_TIMEOUT_S * 1_000, (
+    "the last batch a pass claims is sent and recorded before Lambda cuts the function")
+assert WEBHOOK_CLAIM_MS > WEBHOOK_FUNCTION_TIMEOUT_S * 1_000, "a claim outlives the invocation that holds it"
+assert WEBHOOK_FUNCTION_TIMEOUT_S <= LAMBDA_MAX_TIMEOUT_S
+
+# Notifications.
+assert OUTBOX_RELAY_GRACE_MS > TASK_TIMEOUT_S * 1_000, (
+    "the relay must not publish a row a live NotifyMerchant is publishing (a duplicate costs little, but is noise)")
+assert OUTBOX_RELAY_INTERVAL_MS > 0 and OUTBOX_RELAY_BATCH > 0 and NOTIFICATIONS_MAX_RECEIVES > 1
+assert NOTIFICATIONS_CONSUMER_TIMEOUT_S < NOTIFICATIONS_VISIBILITY_TIMEOUT_S, (
+    "a batch still being processed must not become visible to a second consumer")
+assert NOTIFICATIONS_POLL_WAIT_S <= 20, "SQS caps WaitTimeSeconds at 20"
 
 # The start path.
 assert SFN_SYNC_READ_TIMEOUT_S > STATE_MACHINE_TIMEOUT_S, "botocore must wait for the execution's own end"

@@ -84,6 +84,13 @@ class Settings(BaseSettings):
     start_answer_budget_ms: int = Field(default=limits.START_ANSWER_BUDGET_MS, ge=0, le=3_600_000,
                                         validation_alias="START_ANSWER_BUDGET_MS")
 
+    # Merchant webhooks: let an endpoint's URL resolve to a loopback address (127.0.0.0/8, ::1). Off on AWS (server-side
+    # request forgery); the local stack turns it on for tests and demos. Private, link-local and other non-public
+    # addresses stay refused whatever it says.
+    webhooks_allow_loopback: bool = Field(default=False, validation_alias="WEBHOOKS_ALLOW_LOOPBACK")
+    webhook_timeout_ms: int = Field(default=limits.WEBHOOK_TIMEOUT_MS, ge=100, le=30_000,
+                                    validation_alias="WEBHOOK_TIMEOUT_MS")
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", validation_alias="LOG_LEVEL")
 
     @field_validator("database_url")

@@ -32,6 +32,13 @@ OUTBOX_LAG_MS: Final[str] = "OutboxLag"
 # milliseconds, dimension outcome (the HTTP status class: "2xx", "4xx", "5xx").
 START_LATENCY_MS: Final[str] = "StartLatency"
 
+# A merchant webhook delivery gave up after its last attempt (saga/notifications/webhooks.py): count.
+WEBHOOK_DELIVERIES_FAILED: Final[str] = "WebhookDeliveriesFailed"
+# The error log line written when it does (the delivery function's service: SERVICE_WEBHOOK_DELIVERY); an alarm
+# (infra) watches for exactly this message, with the delivery, event and endpoint ids beside it.
+WEBHOOK_DELIVERY_FAILED_MESSAGE: Final[str] = (
+    "webhook delivery failed after its last attempt; the merchant was not told")
+
 # Every metric carries exactly the dimensions named beside it above (no `service` dimension: Powertools' default is
 # turned off), in the namespace NAMESPACE unless the function's POWERTOOLS_METRICS_NAMESPACE says another.
 METRICS_NAMESPACE_ENV: Final[str] = "POWERTOOLS_METRICS_NAMESPACE"
@@ -48,3 +55,6 @@ SERVICE_STEPS: Final[str] = "paysaga-steps"
 SERVICE_WEBHOOKS: Final[str] = "paysaga-webhooks"
 SERVICE_SYNC: Final[str] = "paysaga-sync"
 SERVICE_ADMIN: Final[str] = "paysaga-admin"
+SERVICE_NOTIFICATIONS: Final[str] = "paysaga-notifications"  # the outbox relay and the queue consumer
+# The merchant webhook deliveries (saga.notifications.webhooks.handler).
+SERVICE_WEBHOOK_DELIVERY: Final[str] = "paysaga-webhook-delivery"

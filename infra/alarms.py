@@ -29,6 +29,7 @@ from constructs import Construct
 from core import limits
 from core import telemetry_names as names
 from infra import metrics
+from infra.messaging import DEAD_LETTER_AFTER_S
 from infra.metrics import PERIOD, Watched
 from steps import registry
 from steps.errors import ServiceUnavailable
@@ -86,9 +87,11 @@ AURORA_CPU_PERCENT: Final[int] = 80
 REDIS_ENGINE_CPU_PERCENT: Final[int] = 80
 SATURATION_PERIODS: Final[int] = 3
 # The notifications queue's oldest message, seconds. A message is received within seconds when the consumer runs,
-# and one it cannot deliver is redriven to the DLQ after 5 receives 30 s apart (infra/messaging.py): a message 15
+# and one it cannot deliver is redriven to the DLQ after MAX_RECEIVE_COUNT receives a visibility timeout apart
+# (infra/messaging.py DEAD_LETTER_AFTER_S, 750 s; the messages of its group wait behind it that long): a message 15
 # minutes old is one no consumer is taking at all.
 NOTIFICATION_AGE_S: Final[int] = 900
+assert NOTIFICATION_AGE_S > DEAD_LETTER_AFTER_S, "a poison message leaves for the DLQ before the age alarm sees it"
 
 
 class Alarms(Construct):
@@ -191,6 +194,12 @@ class Alarms(Construct):
                     watched.webhook_function.metric_errors(period=PERIOD, statistic="Sum"))
         self._never("SyncFunctionErrors", "a payment-status sync pass crashed",
                     watched.sync_function.metric_errors(period=PERIOD, statistic="Sum"))
+        # The notifications' three: a consumer invocation fails as a whole only when no record of its batch reached
+        # every target (a record that fails alone is reported back, not an error); a relay or delivery run, when it
+        # crashed. The next receive or run retries; the first one is an engineer's to look at.
+        for label, function in watched.notification_functions.items():
+            self._never(f"{label}Errors", f"the {label} function failed",
+                        function.metric_errors(period=PERIOD, statistic="Sum"))
 
     # ---- The API ---------------------------------------------------------------------------------------------------
 
@@ -249,6 +258,15 @@ class Alarms(Construct):
                     f"the oldest notification waits more than {NOTIFICATION_AGE_S} s: no consumer is taking them",
                     watched.queue.metric_approximate_age_of_oldest_message(period=PERIOD, statistic="Maximum"),
                     NOTIFICATION_AGE_S)
+        self._never("WebhookDeliveriesFailed",
+                    "a merchant webhook delivery failed after its last attempt: the merchant was not told",
+                    metrics.webhook_deliveries_failed())
+        for rule, dlq in watched.event_rule_dlqs.items():
+            construct_id = "".join(part.capitalize() for part in rule.split("-"))
+            self._never(f"{construct_id}DlqNotEmpty",
+                        f"an event of the {rule} rule was dead-lettered (EventBridge could not deliver it, or its "
+                        "consumer kept failing)",
+                        dlq.metric_approximate_number_of_messages_visible(period=PERIOD, statistic="Maximum"))
 
     # ---- Helpers ---------------------------------------------------------------------------------------------------
 

@@ -51,6 +51,7 @@ class OperationsDashboard(Construct):
         self.dashboard.add_widgets(*self._functions(watched))
         self.dashboard.add_widgets(*self._database(watched))
         self.dashboard.add_widgets(*self._backends(watched))
+        self.dashboard.add_widgets(*self._notifications(watched))
 
     @staticmethod
     def _payments(watched: Watched) -> list[cloudwatch.IWidget]:
@@ -164,4 +165,20 @@ class OperationsDashboard(Construct):
                    right=[watched.dlq.metric_approximate_number_of_messages_visible(
                        period=PERIOD, statistic="Maximum", label="dead-lettered")],
                    width=8, left_label="seconds", right_label="messages"),
+        ]
+
+    @staticmethod
+    def _notifications(watched: Watched) -> list[cloudwatch.IWidget]:
+        return [
+            _graph("Notifications: consumer, relay and delivery errors, failed webhook deliveries",
+                   [*(f.metric_errors(period=PERIOD, statistic="Sum", label=f"{label} errors")
+                      for label, f in watched.notification_functions.items()),
+                    metrics.webhook_deliveries_failed()],
+                   right=[watched.queue.metric_approximate_age_of_oldest_message(
+                       period=PERIOD, statistic="Maximum", label="oldest message")],
+                   left_label="count", right_label="seconds"),
+            _graph("Event rules: dead-lettered, by rule",
+                   [dlq.metric_approximate_number_of_messages_visible(period=PERIOD, statistic="Maximum", label=rule)
+                    for rule, dlq in watched.event_rule_dlqs.items()],
+                   left_label="messages"),
         ]

@@ -3,9 +3,10 @@ it: retained log groups).
 
 - `logs`: every log group of the stack (functions, state machine, API access, WAF, VPC flow logs, PostgreSQL). Its
   policy lets CloudWatch Logs of this region use it for this account's log groups only.
-- `messages`: the SNS topics (payment events, alarms). A customer managed key, because the AWS managed alias/aws/sns
-  key's policy cannot let a service principal (CloudWatch alarms) publish to the topic; infra/alarms.py adds
-  CloudWatch to its policy.
+- `messages`: the SNS topics (payment events, alarms) and the event bus rules' queues (infra/notifications.py). A
+  customer managed key, because the AWS managed alias/aws/sns key's policy cannot let a service principal (CloudWatch
+  alarms, EventBridge) publish; infra/alarms.py adds CloudWatch to its policy, infra/notifications.py EventBridge for
+  each rule.
 """
 
 from __future__ import annotations

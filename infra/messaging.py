@@ -1,4 +1,5 @@
-"""Notifications: the SQS FIFO queue (+ DLQ) NotifyMerchant publishes to; the fan-out SNS topic and EventBridge bus."""
+"""Notifications: the SQS FIFO queue (+ DLQ) NotifyMerchant and the outbox relay publish to and the notifications
+consumer reads (infra/notifications.py); the fan-out SNS topic and EventBridge bus."""
 
 from __future__ import annotations
 
@@ -12,10 +13,20 @@ from aws_cdk import aws_sqs as sqs
 from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
 
+from core import limits
 from infra.names import ResourceNames
 
 # Same shape as core/aws_resources.provision: 5 receives, then the DLQ.
-MAX_RECEIVE_COUNT: Final[int] = 5
+MAX_RECEIVE_COUNT: Final[int] = limits.NOTIFICATIONS_MAX_RECEIVES
+# The consumer's Lambda timeout (saga.notifications.consumer.handler, infra/notifications.py).
+CONSUMER_TIMEOUT_S: Final[int] = limits.NOTIFICATIONS_CONSUMER_TIMEOUT_S
+# AWS's guidance for a queue a Lambda event source reads: a visibility timeout of at least six times the function's
+# timeout, so the poller's own retries of a throttled or failed invocation happen before the batch turns visible again
+# (limits.NOTIFICATIONS_VISIBILITY_TIMEOUT_S is the local queue's, read by the local worker, which has no poller).
+VISIBILITY_TIMEOUT_S: Final[int] = 6 * CONSUMER_TIMEOUT_S
+# A message its consumer keeps failing is dead-lettered after this long at most (tests/unit/infra checks the oldest
+# message alarm lies beyond it: an old message is then one no consumer takes, not a poison one).
+DEAD_LETTER_AFTER_S: Final[int] = MAX_RECEIVE_COUNT * VISIBILITY_TIMEOUT_S
 
 
 class Messaging(Construct):
@@ -38,7 +49,7 @@ class Messaging(Construct):
             queue_name=names.notifications_queue,
             fifo=True,
             content_based_deduplication=False,  # the producer sets the event's ULID as deduplication id
-            visibility_timeout=Duration.seconds(30),
+            visibility_timeout=Duration.seconds(VISIBILITY_TIMEOUT_S),
             retention_period=Duration.days(4),
             encryption=sqs.QueueEncryption.SQS_MANAGED,
             enforce_ssl=True,

@@ -58,6 +58,10 @@ class Watched:
     tables: Sequence[dynamodb.ITable]
     queue: sqs.IQueue  # the notifications queue
     dlq: sqs.IQueue  # its dead-letter queue
+    notifications_consumer: lambda_.IFunction  # the queue's consumer (saga.notifications.consumer)
+    outbox_relay: lambda_.IFunction
+    webhook_delivery: lambda_.IFunction  # the merchant webhook deliveries
+    event_rule_dlqs: Mapping[str, sqs.IQueue]  # the event bus rules' dead-letter queues, by rule name
 
     def __post_init__(self) -> None:
         missing = sorted(set(registry.STEPS) - set(self.steps))
@@ -66,9 +70,15 @@ class Watched:
 
     @property
     def functions(self) -> dict[str, lambda_.IFunction]:
-        """Every function, by a short label: the start function, each step, the webhook and sync functions."""
+        """Every function, by a short label: the start function, each step, the webhook and sync functions, the
+        notifications' three."""
         return {"Start": self.start_function, **{step: self.steps[step] for step in STEPS},
-                "Webhooks": self.webhook_function, "Sync": self.sync_function}
+                "Webhooks": self.webhook_function, "Sync": self.sync_function, **self.notification_functions}
+
+    @property
+    def notification_functions(self) -> dict[str, lambda_.IFunction]:
+        return {"NotificationsConsumer": self.notifications_consumer, "OutboxRelay": self.outbox_relay,
+                "MerchantWebhooks": self.webhook_delivery}
 
     def steps_with_role(self, *roles: registry.Role) -> dict[str, lambda_.IFunction]:
         return {step: self.steps[step] for step in registry.with_role(*roles)}
@@ -97,6 +107,11 @@ def payments_declined(error: str) -> cloudwatch.Metric:
 
 def payments_parked() -> cloudwatch.Metric:
     return runtime(names.PAYMENTS_PARKED, "Sum", label="parked (needs_attention)")
+
+
+def webhook_deliveries_failed() -> cloudwatch.Metric:
+    """Merchant webhook deliveries given up after their last attempt (saga/notifications/webhooks.py)."""
+    return runtime(names.WEBHOOK_DELIVERIES_FAILED, "Sum", label="webhook deliveries failed")
 
 
 # ---- AWS services' metrics ---------------------------------------------------------------------------------------

@@ -53,6 +53,29 @@ class ResourceNames:
         return f"{self.prefix}-PaymentSync"
 
     @property
+    def notifications_consumer_function(self) -> str:
+        return f"{self.prefix}-NotificationsConsumer"
+
+    @property
+    def outbox_relay_function(self) -> str:
+        return f"{self.prefix}-OutboxRelay"
+
+    @property
+    def webhook_delivery_function(self) -> str:
+        return f"{self.prefix}-MerchantWebhooks"
+
+    def event_rule(self, rule: str) -> str:
+        """One of the event bus's rules (core.event_rules.RULES, by name: 'send-confirmation', ...)."""
+        return f"{self.prefix}-{rule}"
+
+    def event_rule_queue(self, rule: str) -> str:
+        """The queue a rule of the event bus delivers to, for whatever consumes its events."""
+        return f"{self.prefix}-{rule}"
+
+    def event_rule_dlq(self, rule: str) -> str:
+        return f"{self.prefix}-{rule}-dlq"
+
+    @property
     def gateway_secret(self) -> str:
         return f"{self.prefix}/gateways"
 

@@ -21,8 +21,21 @@ DYNAMODB_ITEM_ACTIONS: Final[tuple[str, ...]] = (
 WORKER_SLOT_ACTIONS: Final[tuple[str, ...]] = (*DYNAMODB_ITEM_ACTIONS, "dynamodb:Scan")
 # core/db.py (Powertools' SecretsProvider) and steps/gateway/credentials.py: get_secret_value only.
 SECRET_READ_ACTIONS: Final[tuple[str, ...]] = ("secretsmanager:GetSecretValue",)
-# steps/notify.py: the queue's URL by name (core/aws_resources.queue_url), then send_message.
+# steps/notify.py and saga/notifications/relay.py: the queue's URL by name (core/aws_resources.queue_url), then
+# send_message (send_message_batch is authorized as SendMessage).
 QUEUE_SEND_ACTIONS: Final[tuple[str, ...]] = ("sqs:GetQueueUrl", "sqs:SendMessage")
+# The notifications queue's event source (Lambda's poller, with the consumer's role): what AWS documents it needs
+# (AWSLambdaSQSQueueExecutionRole's SQS actions), written out instead of CDK's grant, which adds
+# ChangeMessageVisibility and GetQueueUrl the poller never calls.
+QUEUE_CONSUME_ACTIONS: Final[tuple[str, ...]] = ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes")
+# saga/notifications/consumer.py: the topic's ARN by name (core/aws_resources.topic_arn: CreateTopic is SNS's
+# idempotent lookup, authorized on the topic's own ARN only), then publish.
+TOPIC_PUBLISH_ACTIONS: Final[tuple[str, ...]] = ("sns:CreateTopic", "sns:Publish")
+# Publishing to a topic encrypted with a customer managed key: SNS generates and decrypts the data key on the
+# publisher's behalf (AWS's documented publisher permissions for SSE topics).
+TOPIC_KEY_ACTIONS: Final[tuple[str, ...]] = ("kms:GenerateDataKey", "kms:Decrypt")
+# saga/notifications/consumer.py: put_events on the payments bus.
+PUT_EVENTS_ACTIONS: Final[tuple[str, ...]] = ("events:PutEvents",)
 # saga/sfn.py: start_sync_execution.
 START_EXECUTION_ACTIONS: Final[tuple[str, ...]] = ("states:StartSyncExecution",)
 

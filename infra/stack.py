@@ -35,18 +35,24 @@ from infra.metrics import Watched
 from infra.nag import suppress_api_findings, suppress_synchronous_function_findings
 from infra.names import ResourceNames
 from infra.network import Network
+from infra.notifications import Notifications
 from infra.permissions import (
     DYNAMODB_ITEM_ACTIONS,
+    PUT_EVENTS_ACTIONS,
+    QUEUE_CONSUME_ACTIONS,
     QUEUE_SEND_ACTIONS,
     SECRET_READ_ACTIONS,
     START_EXECUTION_ACTIONS,
+    TOPIC_KEY_ACTIONS,
+    TOPIC_PUBLISH_ACTIONS,
     WORKER_SLOT_ACTIONS,
     allow,
 )
 from infra.tables import Tables
 from infra.workflow import PaymentSaga
 
-# The one step that publishes the outbox row to the notifications queue (ParkNotification only records the attempt).
+# The one step that publishes the outbox row to the notifications queue (ParkNotification only records the attempt;
+# the outbox relay publishes what no step did).
 QUEUE_PRODUCERS = ("NotifyMerchant",)
 GATEWAY_TIMEOUT_MS = limits.GATEWAY_TIMEOUT_MS
 
@@ -100,7 +106,8 @@ class PaysagaStack(Stack):
                                       sync_function_name=names.sync_function, secret_name=names.gateway_secret,
                                       webhook_concurrency=config.webhook_concurrency)
         admin = Administration(self, "Admin", base, database=database)
-        runtime_functions = [start, *steps.by_step.values(), gateways.webhook, gateways.sync]
+        notifications = Notifications(self, "Notifications", base, messaging=messaging, messages_key=keys.messages)
+        runtime_functions = [start, *steps.by_step.values(), gateways.webhook, gateways.sync, *notifications.functions]
 
         # ---- Who may call what: exactly what each function's code calls (infra/permissions.py) ----
         # The webhook function runs the start function's handler (saga.handler), whose services name the state
@@ -115,7 +122,15 @@ class PaysagaStack(Stack):
         for function in gateway_users:
             function.add_environment("GATEWAY_SECRETS_ARN", gateways.secret.secret_arn)
         allow(gateway_users, SECRET_READ_ACTIONS, [gateways.secret.secret_arn])
-        allow([steps.by_step[step] for step in QUEUE_PRODUCERS], QUEUE_SEND_ACTIONS, [messaging.queue.queue_arn])
+        allow([*(steps.by_step[step] for step in QUEUE_PRODUCERS), notifications.relay], QUEUE_SEND_ACTIONS,
+              [messaging.queue.queue_arn])
+        # The consumer: the event source reads the queue with its role; its code publishes to the topic (encrypted
+        # with the messages key) and puts the events on the bus. The webhook deliveries call nothing on AWS but the
+        # database secret.
+        allow([notifications.consumer], QUEUE_CONSUME_ACTIONS, [messaging.queue.queue_arn])
+        allow([notifications.consumer], TOPIC_PUBLISH_ACTIONS, [messaging.topic.topic_arn])
+        allow([notifications.consumer], TOPIC_KEY_ACTIONS, [keys.messages.key_arn])
+        allow([notifications.consumer], PUT_EVENTS_ACTIONS, [messaging.bus.event_bus_arn])
 
         api = PaymentsApi(self, "Api", name=config.prefix, handler=start, webhook_handler=gateways.webhook,
                           waf_requests_per_api_key_per_5min=config.waf_requests_per_api_key_per_5min,
@@ -123,7 +138,8 @@ class PaysagaStack(Stack):
                           log_retention=log_policy.retention, log_encryption_key=keys.logs)
 
         # ---- Migrations before traffic: on every deploy, the schema first, then what serves payments ----
-        for dependent in (*runtime_functions, saga.state_machine, gateways.schedule, api.api.deployment_stage):
+        for dependent in (*runtime_functions, saga.state_machine, gateways.schedule, *notifications.schedules,
+                          notifications.consumer_source, api.api.deployment_stage):
             dependent.node.add_dependency(admin.schema)
 
         watched = Watched(
@@ -131,6 +147,8 @@ class PaysagaStack(Stack):
             webhook_function=gateways.webhook, sync_function=gateways.sync,
             database_proxy=database.proxy, database_cluster=database.cluster, cache=cache.group,
             tables=[tables.idempotency, tables.worker_slots], queue=messaging.queue, dlq=messaging.dlq,
+            notifications_consumer=notifications.consumer, outbox_relay=notifications.relay,
+            webhook_delivery=notifications.webhook_delivery, event_rule_dlqs=notifications.rule_dlqs,
         )
         alarms = Alarms(self, "Alarms", watched=watched, topic_name=names.alarm_topic, alarm_email=config.alarm_email,
                         master_key=keys.messages)

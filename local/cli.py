@@ -266,6 +266,146 @@ def merchants_rotate_key(merchant_id: str = typer.Argument(..., help="mer_..."))
     console.print(f"new API key for {merchant_id} (shown once): [bold]{api_key}[/]")
 
 
+webhooks_app = typer.Typer(help="A merchant's webhook endpoints, their deliveries, resends.", no_args_is_help=True)
+merchants_app.add_typer(webhooks_app, name="webhooks")
+
+
+@webhooks_app.command("add")
+@one_line_errors
+def webhooks_add(merchant_id: str = typer.Argument(..., help="mer_..."),
+                 url: str = typer.Argument(..., help="http(s) URL the events are POSTed to.")) -> None:
+    """Add an endpoint; prints its id and its signing secret (shown this once)."""
+    from saga.notifications.webhooks import create_endpoint  # noqa: PLC0415
+
+    engine = _engine()
+    try:
+        with engine.begin() as conn:
+            endpoint, secret = create_endpoint(conn, merchant_id=merchant_id, url=url,
+                                               allow_loopback=load_settings().webhooks_allow_loopback)
+    except ValueError as error:
+        raise StackError(str(error)) from None
+    console.print(f"webhook endpoint [bold]{endpoint.id}[/] added for {merchant_id}")
+    console.print(f"signing secret (shown once): [bold]{secret}[/]", soft_wrap=True)
+
+
+@webhooks_app.command("list")
+@one_line_errors
+def webhooks_list(merchant_id: str = typer.Argument(..., help="mer_..."),
+                  all_: bool = typer.Option(False, "--all", help="Removed endpoints too.")) -> None:
+    """The merchant's endpoints (a secret's last 4 characters at most)."""
+    from saga.notifications.webhooks import secret_hint  # noqa: PLC0415
+    from store.webhooks import list_endpoints  # noqa: PLC0415
+
+    with _engine().connect() as conn:
+        endpoints = list_endpoints(conn, merchant_id=merchant_id, include_disabled=all_)
+    table = Table(title=f"webhook endpoints of {merchant_id}")
+    for column in ("id", "url", "secret", "previous secret until", "created", "removed"):
+        table.add_column(column)
+    for e in endpoints:
+        until = e.previous_secret_expires_at
+        table.add_row(e.id, escape(e.url), secret_hint(e.secret), until.isoformat(timespec="seconds") if until else "",
+                      e.created_at.isoformat(timespec="seconds"),
+                      e.disabled_at.isoformat(timespec="seconds") if e.disabled_at else "")
+    console.print(table)
+
+
+@webhooks_app.command("remove")
+@one_line_errors
+def webhooks_remove(endpoint_id: str = typer.Argument(..., help="we_...")) -> None:
+    """Remove an endpoint: nothing more is sent to it (its deliveries stay readable)."""
+    from saga.notifications.webhooks import remove_endpoint  # noqa: PLC0415
+
+    with _engine().begin() as conn:
+        removed = remove_endpoint(conn, endpoint_id=endpoint_id)
+    if not removed:
+        raise StackError(f"no webhook endpoint {endpoint_id} (or it was removed already)")
+    console.print(f"webhook endpoint {endpoint_id} removed")
+
+
+@webhooks_app.command("rotate-secret")
+@one_line_errors
+def webhooks_rotate_secret(
+    endpoint_id: str = typer.Argument(..., help="we_..."),
+    overlap_hours: float = typer.Option(24, min=0, max=168, help="How long the old secret keeps signing too."),
+) -> None:
+    """A new signing secret (shown once); the old one signs beside it for --overlap-hours."""
+    from saga.notifications.webhooks import rotate_endpoint_secret  # noqa: PLC0415
+
+    with _engine().begin() as conn:
+        secret = rotate_endpoint_secret(conn, endpoint_id=endpoint_id, overlap_hours=overlap_hours)
+    if secret is None:
+        raise StackError(f"no webhook endpoint {endpoint_id}")
+    console.print(f"new signing secret for {endpoint_id} (shown once): [bold]{secret}[/]", soft_wrap=True)
+    console.print(f"the previous secret signs too for {overlap_hours:g} hours")
+
+
+@webhooks_app.command("deliveries")
+@one_line_errors
+def webhooks_deliveries(endpoint_id: str = typer.Argument(..., help="we_..."),
+                        limit: int = typer.Option(20, min=1, max=1000, help="The most recent this many.")) -> None:
+    """The endpoint's recent deliveries, each with its attempts."""
+    from store.webhooks import attempts_of, deliveries_of_endpoint  # noqa: PLC0415
+
+    with _engine().connect() as conn:
+        deliveries = deliveries_of_endpoint(conn, endpoint_id=endpoint_id, limit=limit)
+        attempts = attempts_of(conn, delivery_ids=[d.id for d in deliveries])
+    table = Table(title=f"deliveries to {endpoint_id}")
+    for column in ("event", "status", "attempts", "next attempt", "attempt", "at", "status code", "latency ms",
+                   "error"):
+        table.add_column(column)
+    for d in deliveries:
+        mine = [a for a in attempts if a.delivery_id == d.id]
+        next_at = d.next_attempt_at.isoformat(timespec="seconds") if d.status == "pending" else ""
+        table.add_row(d.event_id, d.status, str(d.attempts), next_at, "", "", "", "", "")
+        for number, a in enumerate(mine, start=1):
+            table.add_row("", "", "", "", str(number), a.attempted_at.isoformat(timespec="seconds"),
+                          "" if a.status_code is None else str(a.status_code), str(a.latency_ms),
+                          escape(a.error or ""))
+    console.print(table)
+
+
+@webhooks_app.command("resend")
+@one_line_errors
+def webhooks_resend(event_id: str = typer.Argument(..., help="The event's id (a ULID)."),
+                    endpoint: str | None = typer.Option(None, "--endpoint", help="Only to this endpoint.")) -> None:
+    """Send an event again, now (same id, same body)."""
+    from saga.notifications.webhooks import resend_event  # noqa: PLC0415
+
+    with _engine().begin() as conn:
+        put_back = resend_event(conn, event_id, endpoint)
+    if not put_back:
+        raise StackError(f"no delivery of event {event_id}" + (f" to {endpoint}" if endpoint else ""))
+    console.print(f"event {event_id}: {len(put_back)} deliveries due now")
+
+
+@webhooks_app.command("resend-failed")
+@one_line_errors
+def webhooks_resend_failed(endpoint_id: str = typer.Argument(..., help="we_...")) -> None:
+    """Send every failed delivery of the endpoint again, now."""
+    from saga.notifications.webhooks import resend_failed  # noqa: PLC0415
+
+    with _engine().begin() as conn:
+        put_back = resend_failed(conn, endpoint_id)
+    console.print(f"{endpoint_id}: {len(put_back)} failed deliveries due now")
+
+
+@webhooks_app.command("deliver")
+@one_line_errors
+def webhooks_deliver() -> None:
+    """One pass of the webhook sender: send the deliveries that are due (what the schedule runs every minute)."""
+    import httpx  # noqa: PLC0415
+
+    from saga.notifications.webhooks import deliver_due  # noqa: PLC0415
+
+    engine = _engine()
+    current = load_settings()
+    with httpx.Client() as http:
+        report = deliver_due(engine, http=http, allow_loopback=current.webhooks_allow_loopback,
+                             timeout_ms=current.webhook_timeout_ms)
+    console.print(f"claimed {report.claimed}: {len(report.succeeded)} delivered, {len(report.retrying)} to retry, "
+                  f"{len(report.failed)} failed after their last attempt")
+
+
 @app.command("pay")
 @one_line_errors
 def pay(
@@ -372,6 +512,67 @@ def executions_replay(execution: str = typer.Argument(..., help="Execution ARN o
         services.close()
     console.print(f"replayed as {outcome.execution_arn}: {outcome.status} {outcome.error or ''} "
                   f"-> payment is [bold]{outcome.payment_status}[/]")
+
+
+events_app = typer.Typer(help="Payment events: the notifications queue and its DLQ.", no_args_is_help=True)
+dlq_app = typer.Typer(help="The notifications DLQ: events no consumer could deliver to every target.",
+                      no_args_is_help=True)
+events_app.add_typer(dlq_app, name="dlq")
+app.add_typer(events_app, name="events")
+
+
+@events_app.command("relay")
+@one_line_errors
+def events_relay(
+    grace_ms: int = typer.Option(limits.OUTBOX_RELAY_GRACE_MS, min=0, help="Only rows unsent for this long (ms)."),
+) -> None:
+    """One outbox relay pass: publish the events left unsent to the notifications queue, now."""
+    from core.aws import client  # noqa: PLC0415
+    from core.aws_resources import queue_url  # noqa: PLC0415
+    from core.db import engine  # noqa: PLC0415
+    from saga.notifications.relay import relay  # noqa: PLC0415
+
+    use_stack_env()
+    settings = load_settings()
+    sqs = client("sqs", settings)
+    published = relay(engine(settings), sqs, queue_url(sqs, settings.notifications_queue), older_than_ms=grace_ms)
+    console.print(f"published {published} event(s) to {settings.notifications_queue}")
+
+
+def _dlq_table(title: str, letters: list[Any]) -> Table:
+    table = Table(title=title)
+    for column in ("message", "receives", "event id", "type", "payment"):
+        table.add_column(column)
+    for letter in letters:
+        table.add_row(letter.message_id, str(letter.receives), letter.event_id or "(not an event)",
+                      letter.event_type or "", letter.payment_id or "")
+    return table
+
+
+@dlq_app.command("list")
+@one_line_errors
+def dlq_list() -> None:
+    """The messages in the DLQ, with their event id, type and payment (left in the DLQ)."""
+    from core.aws import client  # noqa: PLC0415
+    from local.notifications_dlq import peek  # noqa: PLC0415
+
+    use_stack_env()
+    settings = load_settings()
+    letters = peek(client("sqs", settings), settings)
+    console.print(_dlq_table(f"{settings.notifications_dlq}: {len(letters)} message(s)", letters))
+
+
+@dlq_app.command("redrive")
+@one_line_errors
+def dlq_redrive() -> None:
+    """Move every message of the DLQ back to the notifications queue (the consumer tries them again)."""
+    from core.aws import client  # noqa: PLC0415
+    from local.notifications_dlq import redrive  # noqa: PLC0415
+
+    use_stack_env()
+    settings = load_settings()
+    moved = redrive(client("sqs", settings), settings)
+    console.print(_dlq_table(f"moved back to {settings.notifications_queue}: {len(moved)} message(s)", moved))
 
 
 @app.command("sync")

@@ -25,6 +25,7 @@ from saga.api.answers import payment_answer
 from saga.api.errors import ApiError, error_response, json_response
 from saga.api.payment_view import payment_body
 from saga.api.request import header, idempotency_key, parse_body
+from saga.api.webhook_endpoints import add_webhook_routes
 from saga.bootstrap import Services, bootstrap
 from saga.merchant_keys import authenticate
 from saga.start import Answered, BackendUnavailable, KeyInFlight, KeyReused, StillRunning, start_payment
@@ -163,6 +164,8 @@ def build_resolver(services: Callable[[], Services]) -> APIGatewayRestResolver:
             return Response(status_code=200, body="[accepted]", content_type="text/plain")
         return _proxy(json_response(200, {"received": True, "stored": received.stored,
                                           "duplicates": received.duplicates}))
+
+    add_webhook_routes(app, services, merchant_of, unavailable)  # the merchant's webhook endpoints, resends
 
     @app.exception_handler(ApiError)
     def _api_error(error: ApiError) -> Response[str]:

@@ -92,3 +92,6 @@ NOT_RETRIED = frozenset(cls.__name__ for cls in (InvariantViolated, Configuratio
 # (TransientError, InvariantViolated, ConfigurationError, FenceHeld, a bug) is a fault: steps.runtime counts it as
 # StepFaults and X-Ray records it on the step's subsegment.
 OUTCOMES: tuple[type[StepError], ...] = (BusinessError, CapturePending, ExecutionSuperseded, CapturedAtGateway)
+# The failures that were not the card's: our backends or the gateway stayed down. The payment.failed event says
+# `retryable: true` for these (seed 001's rule retries them); a decline, a fraud refusal, a limit are final.
+RETRYABLE_FAILURES = frozenset(cls.__name__ for cls in (GatewayUnavailable, ServiceUnavailable))

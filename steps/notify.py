@@ -3,7 +3,6 @@ Compensation: ParkNotification leaves it for redelivery; a payment is never unwo
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 
 from sqlalchemy import Connection
@@ -14,7 +13,7 @@ from steps import deps
 from steps.payment_state import check_lease, claim, load, move
 from steps.runtime import StepInput, StepResult, step
 from store.lifecycle import PaymentStatus as Status
-from store.outbox import OutboxEvent, get_event, mark_sent, record_attempt
+from store.outbox import OutboxEvent, event_message, get_event, mark_sent, record_attempt
 
 
 def _event(data: StepInput) -> tuple[str, OutboxEvent]:
@@ -42,7 +41,7 @@ def _notify(data: StepInput) -> StepResult:
     if event.sent_at is None:
         deps.sqs().send_message(
             QueueUrl=deps.notifications_queue_url(),
-            MessageBody=json.dumps({"id": event.id, **event.payload}, sort_keys=True),
+            MessageBody=event_message(event),  # the event's one JSON form: {"id", "type", "created_at", "data"}
             MessageGroupId=str(data.payment_id),
             MessageDeduplicationId=event.id,  # a resend after a crash between send and mark is dropped by SQS
         )

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import json
 
+from sqlalchemy import Connection
+from ulid import ULID
+
 from core import observability
 from core import telemetry_names as names
 from steps import deps
+from steps.commit import event_payload
 from steps.errors import (
     BUSINESS_ERRORS,
+    RETRYABLE_FAILURES,
     AmountAboveLimit,
     CurrencyNotSupported,
     ExecutionSuperseded,
@@ -21,6 +26,8 @@ from steps.runtime import StepInput, StepResult, step
 from store import lifecycle
 from store.lifecycle import PaymentStatus as Status
 from store.merchants import get_merchant
+from store.outbox import insert_event
+from store.payments import Payment
 
 # Outcomes of validation: the payment is refused outright ("rejected"), not failed along the way.
 _REJECTIONS = frozenset({"FraudRejected", "CurrencyNotSupported", "AmountAboveLimit", "ValidationRejected"})
@@ -71,6 +78,19 @@ def _message_of(cause: str) -> str:
     return cause[:500]
 
 
+def _announce_failure(conn: Connection, payment: Payment, status: str, error: str) -> None:
+    """The payment.failed outbox row, in the transaction that records the failure (the outbox relay publishes it).
+
+    Nothing is announced that the ledger does not hold: a rejected or failed payment has no posted capture (the
+    payments table refuses a captured amount in those statuses, and RejectPayment runs after every compensation left
+    nothing live: the reservation released, the authorization voided); a refunded one had its capture given back in
+    full, the ledger's reversing entries netting it to zero before this step runs. `retryable`: the failure was not
+    the card's (steps.errors.RETRYABLE_FAILURES), so the customer may try again."""
+    insert_event(conn, event_id=str(ULID()), payment_id=payment.id, event_type="payment.failed",
+                 payload={**event_payload(payment, "payment.failed", 0), "status": status, "error": error,
+                          "retryable": error in RETRYABLE_FAILURES})
+
+
 @step("RejectPayment")
 def _reject(data: StepInput) -> StepResult:
     """The last compensation: record the business outcome on the payment. Idempotent: a second run keeps the first.
@@ -85,13 +105,15 @@ def _reject(data: StepInput) -> StepResult:
         error, cause = outcome_of(data.error)
         if payment.status == Status.REFUNDED:  # captured, then given back in full: keep it refunded, record why
             move(conn, payment, Status.REFUNDED, data, failure_code=error, failure_message=cause)
+            _announce_failure(conn, payment, Status.REFUNDED, error)
             observability.count(names.PAYMENTS_DECLINED, **{names.DIMENSION_ERROR: error})
             return {"error": error, "cause": cause}
         if payment.status not in lifecycle.REJECTABLE or payment.captured_amount_minor is not None:
             raise ExecutionSuperseded(
                 f"payment {payment.id} is {payment.status}: it is not this compensation's to fail ({error} leaves it)")
-        move(conn, payment, Status.REJECTED if error in _REJECTIONS else Status.FAILED, data, failure_code=error,
-             failure_message=cause)
+        failed = Status.REJECTED if error in _REJECTIONS else Status.FAILED
+        move(conn, payment, failed, data, failure_code=error, failure_message=cause)
+        _announce_failure(conn, payment, failed, error)
     observability.count(names.PAYMENTS_DECLINED, **{names.DIMENSION_ERROR: error})
     return {"error": error, "cause": cause}
 

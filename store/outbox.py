@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,6 +28,14 @@ class OutboxEvent:
     attempts: int
 
 
+def event_message(event: OutboxEvent) -> str:
+    """The one JSON form of an event, wherever it goes: the notifications queue's message, SNS, the EventBridge
+    detail and the merchant webhook's body: {"id": <ULID>, "type", "created_at": <ISO 8601 UTC>, "data": <payload>}.
+    Compact and key-sorted, so the same event is the same bytes every time it is sent."""
+    return json.dumps({"id": event.id, "type": event.event_type, "created_at": event.created_at.isoformat(),
+                       "data": event.payload}, sort_keys=True, separators=(",", ":"))
+
+
 def insert_event(
     conn: Connection, *, event_id: str, payment_id: int, event_type: str, payload: Mapping[str, Any]
 ) -> WriteResult:
@@ -49,11 +58,20 @@ def get_event(conn: Connection, *, payment_id: int, event_type: str) -> OutboxEv
     return None if row is None else OutboxEvent(**dict(row))
 
 
-def unsent_events(conn: Connection, *, limit: int = 100) -> list[OutboxEvent]:
-    """Oldest unsent events first, at most `limit` (<= MAX_BATCH); skips rows another relay holds locked."""
+def event_by_id(conn: Connection, *, event_id: str) -> OutboxEvent | None:
+    """The outbox row of this event id: what a consumer announces is what the database holds, never the message."""
+    row = conn.execute(select(outbox).where(outbox.c.id == event_id)).mappings().first()
+    return None if row is None else OutboxEvent(**dict(row))
+
+
+def unsent_events(conn: Connection, *, limit: int = 100, older_than_ms: int = 0) -> list[OutboxEvent]:
+    """Oldest unsent events first, at most `limit` (<= MAX_BATCH), written at least `older_than_ms` ago (by the
+    database's clock); skips rows another relay holds locked."""
     query = (
         select(outbox)
-        .where(outbox.c.sent_at.is_(None))
+        .where(outbox.c.sent_at.is_(None),
+               outbox.c.created_at <= func.clock_timestamp() - func.make_interval(0, 0, 0, 0, 0, 0,
+                                                                                  older_than_ms / 1000))
         .order_by(outbox.c.created_at, outbox.c.id)
         .limit(min(max(limit, 1), MAX_BATCH))
         .with_for_update(skip_locked=True)

@@ -15,6 +15,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     ForeignKey,
+    Identity,
     Index,
     Integer,
     LargeBinary,
@@ -206,3 +207,55 @@ disputes = Table(
 )
 
 Index("ix_saga_executions_status_started_at", saga_executions.c.status, saga_executions.c.started_at)
+
+# ---- Merchant webhooks (migration 0006) ----------------------------------------------------------------------------
+
+WEBHOOK_DELIVERY_STATUSES = ("pending", "succeeded", "failed")
+# A merchant's endpoint. `secret` signs every request (the service must know it: kept as it is, never logged, shown
+# once at creation and at rotation); during a rotation's overlap `previous_secret` signs too, until it expires.
+# Removing an endpoint disables it (its deliveries and attempts stay readable).
+webhook_endpoints = Table(
+    "webhook_endpoints",
+    metadata,
+    Column("id", Text, primary_key=True),  # we_<ULID>
+    Column("merchant_id", Text, ForeignKey("merchants.id"), nullable=False, index=True),
+    Column("url", Text, nullable=False),
+    Column("secret", Text, nullable=False),
+    Column("previous_secret", Text, nullable=True),
+    timestamp_column("previous_secret_expires_at", nullable=True, default=False),
+    timestamp_column("created_at"),
+    timestamp_column("disabled_at", nullable=True, default=False),
+    CheckConstraint("(previous_secret IS NULL) = (previous_secret_expires_at IS NULL)", name="previous_secret_expires"),
+)
+# One event to one endpoint: made once (the unique pair), sent until it succeeds or its attempts run out.
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("event_id", Text, ForeignKey("outbox.id"), nullable=False),
+    Column("endpoint_id", Text, ForeignKey("webhook_endpoints.id"), nullable=False, index=True),
+    Column("status", Text, nullable=False, server_default=text("'pending'")),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    timestamp_column("next_attempt_at"),
+    Column("last_status_code", Integer, nullable=True),
+    Column("last_error", Text, nullable=True),
+    timestamp_column("created_at"),
+    timestamp_column("updated_at"),
+    UniqueConstraint("event_id", "endpoint_id", name="uq_webhook_deliveries_event_id_endpoint_id"),
+    CheckConstraint(sql_in("status", WEBHOOK_DELIVERY_STATUSES), name="status"),
+    CheckConstraint("attempts >= 0", name="attempts_non_negative"),
+)
+# The sender scans pending deliveries by when they are due.
+Index("ix_webhook_deliveries_due", webhook_deliveries.c.next_attempt_at, postgresql_where=text("status = 'pending'"))
+# Every attempt, appended (never updated): when, what the endpoint answered, how long it took, what went wrong.
+webhook_attempts = Table(
+    "webhook_attempts",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("delivery_id", BigInteger, ForeignKey("webhook_deliveries.id"), nullable=False, index=True),
+    timestamp_column("attempted_at", default=False),
+    Column("status_code", Integer, nullable=True),
+    Column("latency_ms", Integer, nullable=False),
+    Column("error", Text, nullable=True),
+    CheckConstraint("latency_ms >= 0", name="latency_non_negative"),
+)

@@ -1,6 +1,7 @@
-"""The twelve properties of DESIGN 12, checked from where the truth lives: PostgreSQL (ledger, payments, outbox,
-executions), the sandbox gateway's own call log and payment state, the SQS queue and the DynamoDB idempotency
-table. Nothing here asks the saga's code what it thinks it did."""
+"""The properties of DESIGN 12 (1..13 as first numbered; 14: DESIGN 12.15, notifications), checked from where the
+truth lives: PostgreSQL (ledger, payments, outbox, executions, webhook deliveries), the sandbox gateway's own call log
+and payment state, the SQS queue, the notification targets (an SNS subscriber, an EventBridge rule's queue, the
+merchant's endpoint) and the DynamoDB idempotency table. Nothing here asks the saga's code what it thinks it did."""
 
 from __future__ import annotations
 
@@ -218,11 +219,11 @@ class _Checker:
             if e.sent_at is not None:
                 self.expect(12, count == 1, f"event {e.id} is marked sent but {count} times in the queue",
                             int(e.payment_id))
-        for message in queue:
-            if str(message.get("payment_id")) in {str(p) for p in self.payment_ids}:
+        for message in queue:  # each message is an event's one JSON form: {"id", "type", "created_at", "data"}
+            announced = str((message.get("data") or {}).get("payment_id"))
+            if announced in {str(p) for p in self.payment_ids}:
                 self.expect(12, str(message.get("id")) in mine,
-                            f"the queue announces {message.get('id')}, which no outbox row holds",
-                            int(message["payment_id"]))
+                            f"the queue announces {message.get('id')}, which no outbox row holds", int(announced))
 
     # 4 ----------------------------------------------------------------------------------------------------------
     def reservations(self, conn: Connection) -> None:
@@ -423,6 +424,96 @@ class _Checker:
                         f"dispute {sent.reference} sent {sent.decision or 'open'}: ledger {moved}, "
                         f"recorded {recorded}", sent.payment_id)
 
+    # 14 ---------------------------------------------------------------------------------------------------------
+    def notifications(self, conn: Connection) -> None:
+        """DESIGN 8 (12.15): every outbox event of the seed's payments reached SNS, EventBridge and the merchant's
+        endpoint at least once (webhook: answered 2xx at least once, every request of one event the same bytes, the
+        outbox row's, signed with the endpoint's secret; no delivery failed); nothing was announced on any target that
+        no outbox row of that payment holds, or that the payment's record contradicts (payment.succeeded without a
+        posted capture or for a payment not succeeded; payment.failed for a payment not compensated)."""
+        notified = self.run.notifications
+        if not notified.ran:
+            return
+        rows = conn.execute(text(
+            "SELECT o.id, o.payment_id, o.event_type, o.payload, o.created_at, p.status,"
+            "  EXISTS (SELECT 1 FROM ledger_transactions t WHERE t.payment_id = p.id AND t.kind = 'post') AS posted"
+            "  FROM outbox o JOIN payments p ON p.id = o.payment_id WHERE o.payment_id = ANY(:ids)"),
+            {"ids": self.payment_ids}).all()
+        outbox = {str(r.id): r for r in rows}
+        mine = {str(p) for p in self.payment_ids}
+        bodies = {i: json.dumps({"id": i, "type": r.event_type, "created_at": r.created_at.isoformat(),
+                                 "data": r.payload}, sort_keys=True, separators=(",", ":")) for i, r in outbox.items()}
+        sns: dict[str, list[str]] = defaultdict(list)
+        for message in notified.sns:
+            sns[str(message.get("id"))].append(json.dumps(message, sort_keys=True, separators=(",", ":")))
+        bus: dict[str, list[tuple[str, dict[str, Any]]]] = defaultdict(list)
+        for event in notified.events:
+            raw = event.get("detail") or {}
+            detail: dict[str, Any] = json.loads(raw) if isinstance(raw, str) else raw
+            bus[str(detail.get("id"))].append((str(event.get("detail-type")), detail))
+        hooks: dict[str, list[Any]] = defaultdict(list)
+        for request in notified.receiver.requests:
+            hooks[request.event_id].append(request)
+        failed = {str(r[0]) for r in conn.execute(text(
+            "SELECT event_id FROM webhook_deliveries WHERE endpoint_id = :e AND status <> 'succeeded'"),
+            {"e": notified.endpoint_id}).all()}
+        for event_id, row in outbox.items():
+            pid, body = int(row.payment_id), bodies[event_id]
+            self.expect(14, event_id in sns, f"{row.event_type} {event_id} never reached SNS", pid)
+            self.expect(14, all(b == body for b in sns.get(event_id, [])),
+                        f"SNS carried {event_id} with bytes other than its outbox row's", pid)
+            own = [d for t, d in bus.get(event_id, []) if t == row.event_type]
+            self.expect(14, bool(own), f"{row.event_type} {event_id} never reached EventBridge", pid)
+            self.expect(14, all(d == json.loads(body) for d in own),
+                        f"EventBridge carried {event_id} with a detail other than its outbox row's", pid)
+            requests = hooks.get(event_id, [])
+            self.expect(14, any(r.answer == "200" for r in requests),
+                        f"{row.event_type} {event_id} never reached the merchant's endpoint "
+                        f"({[r.answer for r in requests]}; delivery {'not ' if event_id in failed else ''}done)", pid)
+            self.expect(14, event_id not in failed, f"the webhook delivery of {event_id} is not succeeded", pid)
+            self.expect(14, all(r.body == body.encode() for r in requests),
+                        f"the webhook of {event_id} was sent with {len({r.body for r in requests})} bodies, "
+                        "not its outbox row's bytes each time", pid)
+            self.expect(14, all(notified.signature_ok(r) for r in requests),
+                        f"a webhook of {event_id} has no valid signature", pid)
+        announced: list[tuple[str, str, str, Any]] = []  # (target, event id, type said, payment id said)
+        for event_id, texts in sns.items():
+            for sent in texts:
+                said = json.loads(sent)
+                announced.append(("SNS", event_id, str(said.get("type")), (said.get("data") or {}).get("payment_id")))
+        for event_id, entries in bus.items():
+            for detail_type, detail in entries:
+                announced.append((f"EventBridge {detail_type}", event_id, str(detail.get("type")),
+                                  (detail.get("data") or {}).get("payment_id")))
+        for event_id, requests in hooks.items():
+            for request in requests:
+                said = json.loads(request.body) if request.body else {}
+                announced.append(("the merchant's endpoint", event_id, str(said.get("type")),
+                                  (said.get("data") or {}).get("payment_id", "?")))
+        for target, event_id, said_type, said_payment in announced:
+            if target != "the merchant's endpoint" and str(said_payment) not in mine:
+                continue  # another seed's payment (the endpoint is this seed's merchant's alone)
+            held = outbox.get(event_id)
+            said_pid = int(said_payment) if str(said_payment).isdigit() else None
+            if held is None or str(held.payment_id) != str(said_payment) or held.event_type != said_type:
+                self.expect(14, False, f"{target} announced {said_type} {event_id}, which no outbox row of payment "
+                                       f"{said_payment} holds", said_pid)
+                continue
+            self.expect(14, _agrees(said_type, str(held.status), bool(held.posted)),
+                        f"{target} announced {said_type} {event_id} for a payment now {held.status} "
+                        f"({'a' if held.posted else 'no'} posted capture in the ledger)", said_pid)
+
+
+def _agrees(event_type: str, status: str, posted: bool) -> bool:
+    """Whether an announced event agrees with the payment's record."""
+    if event_type == "payment.succeeded":
+        return posted and status in ("succeeded", "refunded")
+    if event_type == "payment.failed":
+        return status in COMPENSATED
+    if event_type == "payment.review":
+        return not posted and status == "review"
+    return True  # later events (a dispute, a refund) are checked by their own properties
+
 
 def _normal(result: Any) -> Any:
     if not isinstance(result, dict):
@@ -433,13 +524,29 @@ def _normal(result: Any) -> Any:
     return shown
 
 
+def _queue_seen(run: SeedRun) -> list[dict[str, Any]]:
+    """Every event published to the notifications queue: what the simulation's consumer received (each message once),
+    and what another consumer (a stack's notification worker) took first and announced on SNS; without the
+    simulation's consumer, the queue drained now."""
+    notified = run.notifications
+    if not notified.ran:
+        return run.backends.drain_queue()
+    queue = list(notified.received)
+    ids = {str(m.get("id")) for m in queue}
+    for event in notified.sns:
+        if str(event.get("id")) not in ids:
+            ids.add(str(event.get("id")))
+            queue.append(event)
+    return queue
+
+
 def check_all(run: SeedRun, *, entries_before: dict[int, tuple[Any, ...]]
               ) -> tuple[list[Violation], Counter[str], Counter[str]]:
     checker = _Checker(run)
     calls: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for pid in checker.payment_ids:
         calls[pid] = run.backends.gateway_calls(str(pid), run.gateway)
-    queue = run.backends.drain_queue()
+    queue = _queue_seen(run)
     statuses: Counter[str] = Counter()
     with run.backends.engine.connect() as conn:
         checker.balanced(conn)
@@ -454,5 +561,6 @@ def check_all(run: SeedRun, *, entries_before: dict[int, tuple[Any, ...]]
         checker.answers(conn)
         checker.money(conn, statuses)
         checker.gateway_events(conn)
+        checker.notifications(conn)
         conn.rollback()
     return checker.violations, checker.checked, statuses

@@ -21,6 +21,7 @@ from local.simulate.checks import Checkpoint, Violation
 from local.simulate.faults import Injector, Plan, plan_for
 from local.simulate.gateway_events import GatewayEvents
 from local.simulate.ids import IdSource, SteppedClock
+from local.simulate.notifications import NotificationRun
 from local.simulate.world import Backends, HolderDiedError, Outcome, RequestPlan, SimStepFunctions
 from saga import idempotency
 from saga.api.request import parse_body
@@ -119,6 +120,8 @@ class SeedRun:
             merchant = get_merchant(conn, merchant_id=self.merchant_id)
         assert merchant is not None
         self.merchant = merchant
+        # The merchant's webhook endpoint and the simulation's subscribers, before any event exists.
+        self.notifications = NotificationRun(backends, seed, self.merchant_id)
 
     # -- requests ----------------------------------------------------------------------------------------------
 
@@ -350,7 +353,9 @@ class SeedRun:
                 self.replay_until_final()
                 self.gateway_events()
                 self.probes()
+                self.notifications.run()
             finally:
+                self.notifications.close()
                 self.injector.freezer.thaw_all()
                 self.services.close()
                 self.ids.close()
@@ -360,6 +365,12 @@ class SeedRun:
         self.result.faults["double_start"] += self.sfn.double_starts
         self.result.payments = len(self.outcomes)
         self.result.faults[f"gateway_{self.gateway}_payments"] += len(self.outcomes)
+        self.result.faults["notification_consumer_crashes"] += self.notifications.crashes
+        self.result.faults["outbox_rows_relayed"] += self.notifications.relayed
+        self.result.faults["notifications_redriven_from_dlq"] += self.notifications.redriven
+        self.result.faults["webhooks_resent_after_failing"] += self.notifications.resent
+        self.result.faults["webhook_requests_failed"] += sum(
+            r.answer != "200" for r in self.notifications.receiver.requests)
         self.result.violations, self.result.checked, self.result.statuses = checks.check_all(
             self, entries_before=entries_before)
         return self.result

@@ -19,7 +19,9 @@ from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 from ulid import ULID
 
+from core import limits
 from core.aws import client
+from core.aws_resources import queue_url, topic_arn
 from core.db import engine_for
 from core.settings import Settings
 from local.asl import LocalStepFunctions, ManualClock
@@ -36,6 +38,9 @@ HTTP_TIMEOUT_S = 10.0
 SETTLE_WAIT_S = 10.0  # for a local gateway's webhooks to reach the API (it retries a refused delivery)
 SETTLE_POLL_S = 0.05
 MAX_QUEUE_BATCHES = 500  # 10 messages each: bounds one drain of the notifications queue
+SIM_TAP_QUEUE = "paysaga-sim-tap"  # the simulation's own subscription to the notifications topic
+# A message a notification worker holds comes back after the queue's visibility timeout if the worker failed.
+QUEUE_IN_FLIGHT_WAIT_S = limits.NOTIFICATIONS_VISIBILITY_TIMEOUT_S + 5
 
 
 class HolderDiedError(BaseException):
@@ -105,9 +110,39 @@ class Backends:
                 return
             time.sleep(SETTLE_POLL_S)
 
+    def __post_init__(self) -> None:
+        self._watch_notifications()
+
+    def _watch_notifications(self) -> str:
+        """A queue of the simulation's own on the notifications topic (raw delivery): where the stack's notification
+        worker, when one runs (the test suite's live stack), announces what it took from the queue."""
+        url: str = self.sqs.create_queue(QueueName=SIM_TAP_QUEUE)["QueueUrl"]
+        arn = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        sns = client("sns", self.settings)
+        sns.subscribe(TopicArn=topic_arn(sns, self.settings.notifications_topic), Protocol="sqs", Endpoint=arn,
+                      Attributes={"RawMessageDelivery": "true"})
+        return url
+
     def drain_queue(self) -> list[dict[str, Any]]:
-        """Every message now in the notifications queue (received, then deleted)."""
-        return drain_queue(self.sqs, self.settings.notifications_queue)
+        """Every event published to the notifications queue: what is in it now (received, then deleted), and what a
+        notification worker took from it and announced on the topic (each event once: the worker delivers at least
+        once). Waits, bounded, for the messages a worker holds in flight to be announced or to come back."""
+        queued = drain_queue(self.sqs, self.settings.notifications_queue)
+        url = queue_url(self.sqs, self.settings.notifications_queue)
+        deadline = time.monotonic() + QUEUE_IN_FLIGHT_WAIT_S
+        while time.monotonic() < deadline:
+            attributes = self.sqs.get_queue_attributes(
+                QueueUrl=url, AttributeNames=["ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+            if attributes.get("ApproximateNumberOfMessagesNotVisible", "0") == "0":
+                break
+            time.sleep(SETTLE_POLL_S)
+        queued += drain_queue(self.sqs, self.settings.notifications_queue)
+        ids = {str(m.get("id")) for m in queued}
+        for event in drain_queue(self.sqs, SIM_TAP_QUEUE):
+            if str(event.get("id")) not in ids:
+                ids.add(str(event.get("id")))
+                queued.append(event)
+        return queued
 
     def expire_lease(self, payment_id: int) -> None:
         """Time passes for the payment's lease (the simulation moves clocks instead of waiting): a lease held now

@@ -22,7 +22,7 @@ from local.stack.state import Part, StackState, clear, load, locked, save
 # recycled pid that now belongs to someone else is never killed.
 _MARKERS = {"redis": "redis-server", "aws": "local.stack.moto_server", "api": "local.http.server",
             "gateway": "local.sandbox.server", "stripe": "local.stripe.server", "adyen": "local.adyen.server",
-            "sync": "local.sync_worker"}
+            "sync": "local.sync_worker", "notifications": "local.notification_worker"}
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,7 @@ def _probe(name: str, url: str) -> str | None:
         "stripe": lambda u: health.http(u + "/_health"),
         "adyen": lambda u: health.http(u + "/_health"),
         "sync": lambda _: None,  # no port: alive is all it can say
+        "notifications": lambda _: None,
     }
     return probes[name](url)
 
@@ -193,6 +194,13 @@ def _start_sync(root: Path, state: StackState) -> Part:
     return Part(name="sync", url="worker://payment-status-sync", pid=process.pid)  # it listens on no port
 
 
+def _start_notifications(root: Path, state: StackState) -> Part:
+    """The notifications queue's consumer, the outbox relay and the webhook deliveries (local/notification_worker)."""
+    process = _spawn("local.notification_worker", [], root / "notifications" / "notifications.log",
+                     _runtime_env(state))
+    return Part(name="notifications", url="worker://notifications", pid=process.pid)  # it listens on no port
+
+
 def _start_api(root: Path, state: StackState, port: int | None = None) -> Part:
     port = port or _api_port(state)
     args = ["--host", LOOPBACK, "--port", str(port)]
@@ -230,10 +238,13 @@ def _available(module: str) -> bool:
         return False
 
 
-def up(root: Path, *, with_api: bool = True, with_sync: bool | None = None) -> StackState:
+def up(root: Path, *, with_api: bool = True, with_sync: bool | None = None,
+       with_notifications: bool | None = None) -> StackState:
     """Start what is not running; refuse when a part we started has died. The sync worker runs beside the API
-    unless `with_sync` says otherwise (the simulation replays parked payments itself)."""
+    unless `with_sync` says otherwise (the simulation replays parked payments itself); so does the notification
+    worker unless `with_notifications` says otherwise (the simulation reads the queue itself)."""
     with_sync = with_api if with_sync is None else with_sync
+    with_notifications = with_sync if with_notifications is None else with_notifications
     with locked(root):
         state = load(root)
         crashed = [s for s in status(root) if s.state == "crashed"]
@@ -264,6 +275,8 @@ def up(root: Path, *, with_api: bool = True, with_sync: bool | None = None) -> S
                 services.append(("api", lambda: _start_api(root, state)))
             if with_sync:
                 services.append(("sync", lambda: _start_sync(root, state)))
+            if with_notifications:
+                services.append(("notifications", lambda: _start_notifications(root, state)))
             for name, start in services:
                 if name not in state.parts and _available(_MARKERS[name]):
                     state.parts[name] = start()

@@ -55,6 +55,8 @@ class StackState:
             if key in self.parts:
                 env[variable] = self.parts[key].url
         env.update(self.secrets)
+        # Merchant webhooks to loopback (a receiver on this machine: tests, demos); refused on AWS (SSRF).
+        env["WEBHOOKS_ALLOW_LOOPBACK"] = "true"
         if "api" in self.parts and self.parts["api"].port is not None:
             env["PAYSAGA_API_PORT"] = str(self.parts["api"].port)
         if "aws" in self.parts and not self.parts["aws"].external:

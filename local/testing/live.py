@@ -4,11 +4,13 @@ HTTP."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +28,8 @@ from saga.merchant_keys import create_merchant
 BACKEND_VARS = ("DATABASE_URL", "REDIS_URL", "AWS_ENDPOINT_URL", "PAYSAGA_API_PORT", "SANDBOX_GATEWAY_URL",
                 "STRIPE_API_BASE", "STRIPE_API_KEY", "STRIPE_WEBHOOK_SECRET", "ADYEN_CHECKOUT_URL", "ADYEN_API_KEY",
                 "ADYEN_MERCHANT_ACCOUNT", "ADYEN_HMAC_KEY")
+# A queue of the tests' own, subscribed to the notifications topic: what the stack announced (LiveStack.notifications).
+TAP_QUEUE = "paysaga-test-tap"
 # Short enough for tests to watch a crashed holder's key expire; long enough for any saga at zero latency.
 TEST_ENV = {"IDEMPOTENCY_IN_PROGRESS_TTL_MS": "6000", "EXECUTION_LEASE_MS": "6000", "LEASE_WAIT_MS": "3000",
             "GATEWAY_TIMEOUT_MS": "1000", "LOG_LEVEL": "WARNING"}
@@ -37,6 +41,7 @@ class LiveStack:
     env: dict[str, str]
     _engine: Engine | None = field(default=None, repr=False)
     _http: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=10), repr=False)
+    _announced: dict[str, list[dict[str, Any]]] = field(default_factory=dict, repr=False)  # payment id -> events
 
     @property
     def urls(self) -> dict[str, str]:
@@ -96,11 +101,40 @@ class LiveStack:
         return boto3.client("sqs", endpoint_url=self.urls["aws"], region_name="eu-west-1",
                             aws_access_key_id="local", aws_secret_access_key="local")  # noqa: S106  # emulator only
 
-    def queue_messages(self, max_batches: int = 20) -> list[dict[str, Any]]:
-        """Every message now in the notifications queue (received, then deleted)."""
-        from local.simulate.world import drain_queue  # noqa: PLC0415  # the simulation's world: only when asked
+    def _aws(self, service: str) -> Any:
+        return boto3.client(service, endpoint_url=self.urls["aws"], region_name="eu-west-1",  # type: ignore[call-overload]
+                            aws_access_key_id="local", aws_secret_access_key="local")  # noqa: S106  # emulator only
 
-        return drain_queue(self.sqs(), "paysaga-notifications.fifo", max_batches)
+    def tap_notifications(self) -> None:
+        """Subscribe a queue of our own to the notifications topic (raw delivery): what the stack's notification
+        worker announces, the tests read there. Called once, before any payment."""
+        sqs = self._aws("sqs")
+        url = sqs.create_queue(QueueName=TAP_QUEUE)["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        sns = self._aws("sns")
+        topic = sns.create_topic(Name="paysaga-payment-events")["TopicArn"]
+        sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn, Attributes={"RawMessageDelivery": "true"})
+
+    def notifications(self, payment_id: str, *, count: int = 1, timeout_s: float = 20.0,
+                      settle_s: float = 1.0) -> list[dict[str, Any]]:
+        """The events announced about `payment_id` (read from the tap on the SNS topic): waits until `count` have
+        arrived, then `settle_s` more, so a duplicate would show."""
+        sqs = self._aws("sqs")
+        url = sqs.get_queue_url(QueueName=TAP_QUEUE)["QueueUrl"]
+        deadline = time.monotonic() + timeout_s
+        settled_at: float | None = None
+        while True:
+            for message in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10,
+                                               WaitTimeSeconds=0).get("Messages", []):
+                event = json.loads(message["Body"])
+                self._announced.setdefault(str(event["data"].get("payment_id")), []).append(event)
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+            now = time.monotonic()
+            if settled_at is None and len(self._announced.get(payment_id, [])) >= count:
+                settled_at = now + settle_s
+            if (settled_at is not None and now >= settled_at) or now >= deadline:
+                return list(self._announced.get(payment_id, []))
+            time.sleep(0.1)
 
 
 @contextlib.contextmanager
@@ -116,6 +150,7 @@ def live_stack() -> Iterator[LiveStack]:
         result = stack.cli("stack", "up")
         if result.returncode != 0:
             raise RuntimeError(f"paysaga stack up failed: {result.stderr or result.stdout}")
+        stack.tap_notifications()
         yield stack
     finally:
         if stack._engine is not None:

@@ -21,6 +21,7 @@ from saga.api.request import parse_body
 from saga.bootstrap import Services
 from saga.handler import make_handler
 from store import lifecycle
+from tests.e2e.api.support import wait_until
 from tests.e2e.saga_support import payment_row
 
 SLOW_MS = 1_500  # each slow gateway call (authorize, capture): the saga takes at least twice this
@@ -72,17 +73,12 @@ def test_a_saga_past_the_budget_answers_202_then_its_retry_answers_the_end(
     assert "Idempotent-Replayed" not in _headers(first)
 
     # The saga runs on: the payment ends succeeded without another request.
-    deadline = time.monotonic() + 30
-    while payment_row(live, payment["id"])["status"] != "succeeded":
-        assert time.monotonic() < deadline, payment_row(live, payment["id"])
-        time.sleep(0.1)
+    wait_until(lambda: payment_row(live, payment["id"])["status"] == "succeeded", timeout_s=30,
+               what="the saga answered 202 to end")
 
-    # The finished saga stored its answer for the key (it may still be storing it: poll the retry a little).
-    while True:
-        retry = _post(services, api_key, key, body)
-        if retry["statusCode"] != 409 or time.monotonic() > deadline:
-            break
-        time.sleep(0.1)
+    # The finished saga stored its answer for the key (it may still be storing it: the retry answers 409 until then).
+    retry = wait_until(lambda: (r := _post(services, api_key, key, body))["statusCode"] != 409 and r,
+                       timeout_s=30, what="the retry to get the stored answer")
     assert retry["statusCode"] == 201, retry
     assert _headers(retry).get("Idempotent-Replayed") == "true"
     assert json.loads(retry["body"])["id"] == payment["id"]

@@ -21,7 +21,7 @@ def _environ(pid: int) -> dict[str, str]:
 
 def test_the_api_server_and_the_sync_worker_connect_as_the_functions_user(live: LiveStack) -> None:
     parts = load(live.root).parts
-    for name in ("api", "sync"):
+    for name in ("api", "sync", "notifications"):
         pid = parts[name].pid
         assert pid is not None
         assert f"://{FUNCTIONS_USER}@" in _environ(pid)["DATABASE_URL"], name

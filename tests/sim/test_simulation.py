@@ -1,10 +1,12 @@
 """The crash-injection simulation (DESIGN 12): seeded payments through the live stack under faults, replays, and
-all twelve properties checked from the stores. A failure names the seed; `paysaga simulate --seed-from S --seeds 1`
-reproduces it. Target: about 90 s for the 240 payments here."""
+every property checked from the stores (14: notifications, through a crashing consumer and a failing endpoint). A
+failure names the seed; `paysaga simulate --seed-from S --seeds 1` reproduces it.
+Target: about 90 s for the 240 payments here."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 import pytest
@@ -12,7 +14,7 @@ from sqlalchemy import text
 
 from ledger.posting import reserve
 from local.simulate import Backends, SimulationConfig, run_seed, violations_text
-from local.simulate.checks import check_all, entries_digest
+from local.simulate.checks import _agrees, check_all, entries_digest
 from local.simulate.driver import SeedRun
 from local.simulate.world import Outcome
 from store.payments import insert_payment, transition_payment
@@ -32,7 +34,10 @@ def test_every_property_holds_under_injected_faults(sim_backends: Backends, firs
     checked = {p for r in results for p in r.checked}
     assert faults >= SEEDS_PER_CASE * 3, [dict(r.faults) for r in results]
     webhooks = {"P13"} if any(r.faults["webhooks_sent"] for r in results) else set()  # Stripe and Adyen seeds
-    assert checked == {f"P{n}" for n in range(1, 13)} | webhooks, checked
+    assert checked == {f"P{n}" for n in range(1, 13)} | webhooks | {"P14"}, checked
+    # The notifications were put through their faults: the consumer crashed, the merchant's endpoint failed.
+    assert sum(r.faults["notification_consumer_crashes"] for r in results) > 0, [dict(r.faults) for r in results]
+    assert sum(r.faults["webhook_requests_failed"] for r in results) > 0, [dict(r.faults) for r in results]
     assert webhooks, "every case has a Stripe or Adyen seed"
     statuses = {s for r in results for s in r.statuses}
     assert statuses <= {"succeeded", "review", "rejected", "failed", "refunded"}, statuses
@@ -76,6 +81,38 @@ def test_the_checks_catch_a_second_gateway_key(sim_backends: Backends) -> None:
     violations, _, _ = check_all(run, entries_before=entries_digest(sim_backends))
     assert any(v.property == 11 and v.payment_id == payment_id for v in violations), violations
     run.ids.close()
+
+
+def test_the_checks_catch_a_false_or_missing_announcement(sim_backends: Backends) -> None:
+    """Property 14 flags an event announced that no outbox row holds, one announced against the payment's record,
+    and an event that never reached the merchant's endpoint."""
+    seed = 900_003
+    run = SeedRun(sim_backends, seed, SimulationConfig(seeds=[seed], payments_per_seed=4, gateway="sandbox",
+                                                       fault_probability=0.0))
+    before = entries_digest(sim_backends)
+    result = run.run()
+    assert not result.violations, "\n" + violations_text([result])
+    with sim_backends.engine.connect() as conn:
+        rows = conn.execute(text("SELECT o.id, o.payment_id, o.event_type, p.status FROM outbox o"
+                                 " JOIN payments p ON p.id = o.payment_id WHERE p.merchant_id = :m"),
+                            {"m": run.merchant_id}).all()
+    succeeded = next(r for r in rows if r.event_type == "payment.succeeded")
+    notified = run.notifications
+    said = {"created_at": "2026-01-01T00:00:00", "data": {"payment_id": str(succeeded.payment_id)}}
+    invented: dict[str, Any] = {"id": "01JZZZZZZZZZZZZZZZZZZZZZZZ", "type": "payment.succeeded", **said}
+    contradicted: dict[str, Any] = {"id": str(succeeded.id), "type": "payment.failed", **said}
+    notified.sns.extend([invented, contradicted])
+    notified.receiver.requests[:] = [r for r in notified.receiver.requests if r.event_id != str(succeeded.id)]
+    violations, _, _ = check_all(run, entries_before=before)
+    details = [v.detail for v in violations if v.property == 14]
+    assert any(invented["id"] in d and "no outbox row" in d for d in details), details
+    assert any(str(succeeded.id) in d and "no outbox row" in d for d in details), details  # the wrong type
+    assert any(str(succeeded.id) in d and "never reached the merchant's endpoint" in d for d in details), details
+    # An announcement of a type the outbox holds, against what the payment's record says.
+    assert not _agrees("payment.succeeded", "failed", posted=False)
+    assert not _agrees("payment.succeeded", "succeeded", posted=False)  # no posted capture in the ledger
+    assert not _agrees("payment.failed", "succeeded", posted=True)
+    assert _agrees("payment.succeeded", "succeeded", posted=True) and _agrees("payment.failed", "failed", posted=False)
 
 
 # Found by `paysaga simulate --seeds 120 --seed-from 20261202` (15 payments a seed): a twin execution's compensation

@@ -65,6 +65,9 @@ def _steer_valid_case(case: Case, known_payment_id: str) -> None:
     if isinstance(case.body, dict) and isinstance(case.body.get("payment_method_token"), str):
         generated = case.body["payment_method_token"]
         case.body["payment_method_token"] = SANDBOX_CARDS[sum(map(ord, generated)) % len(SANDBOX_CARDS)]
+    if isinstance(case.body, dict) and isinstance(case.body.get("url"), str):
+        # A webhook endpoint's URL: a loopback one the local stack allows (a generated host would be resolved by DNS).
+        case.body["url"] = f"http://127.0.0.1:9/hooks/{sum(map(ord, case.body['url'])) % 1000}"
     payment_id = (case.path_parameters or {}).get("payment_id")
     if isinstance(payment_id, str) and payment_id.isdigit() and int(payment_id) % 2 == 0:
         case.path_parameters = {**(case.path_parameters or {}), "payment_id": known_payment_id}

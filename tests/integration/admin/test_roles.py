@@ -24,21 +24,43 @@ from core.database_roles import APP_ROLE, FUNCTIONS_USER, OWNER_ROLE
 from ledger import post, reserve, reverse, void
 from ledger.posting import dispute
 from saga.merchant_keys import authenticate, create_merchant, rotate
+from saga.notifications.webhooks import (
+    create_endpoint,
+    enqueue_deliveries,
+    remove_endpoint,
+    resend_event,
+    resend_failed,
+    rotate_endpoint_secret,
+)
 from steps import fraud
-from store import disputes, executions, leases, notices, outbox, payments
+from store import disputes, executions, leases, notices, outbox, payments, webhooks
+from tests.integration.saga.webhook_support import make_event
 from tests.integration.store.support import new_id
 
-MIGRATION = Path(__file__).resolve().parents[3] / "migrations" / "versions" / "20261203_0005_roles.py"
+MIGRATIONS = Path(__file__).resolve().parents[3] / "migrations" / "versions"
+MIGRATION = MIGRATIONS / "20261203_0005_roles.py"
+# Later migrations that grant paysaga_app what the tables they make need (each with a TABLE_GRANTS of its own).
+GRANTING = ("20261203_0006_webhooks.py",)
 # Tables paysaga_app has no privilege on, on purpose (a new table must be granted in a migration or listed here).
 UNGRANTED = {"alembic_version": "the migrations' bookkeeping"}
 PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER")
 
 
-def _roles_migration() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("roles_migration", MIGRATION)
+def _load(path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(path.stem, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    return module
+
+
+def _roles_migration() -> ModuleType:
+    """Migration 0005, its TABLE_GRANTS joined with those of the migrations after it that grant their new tables."""
+    module = _load(MIGRATION)
+    for name in GRANTING:
+        later = _load(MIGRATIONS / name)
+        assert not set(later.TABLE_GRANTS) & set(module.TABLE_GRANTS), name
+        module.TABLE_GRANTS = {**module.TABLE_GRANTS, **later.TABLE_GRANTS}
     return module
 
 
@@ -236,3 +258,24 @@ def test_the_functions_user_does_the_runtime_s_work(functions_engine: Engine) ->
         kinds = conn.execute(text("SELECT kind FROM ledger_transactions WHERE payment_id = :p ORDER BY id"),
                              {"p": captured}).scalars().all()
         assert kinds == ["reserve", "post", "dispute_opened", "dispute_won", "reverse"]
+
+
+def test_the_functions_user_does_the_webhooks_work(functions_engine: Engine, engine: Engine) -> None:
+    """Every webhook write the API, the notifications consumer and the sender issue (migration 0006's grants): an
+    endpoint made, rotated and removed, the hand-off, a claim, an attempt recorded, resends."""
+    with engine.begin() as conn:  # the payment and its event, as the saga writes them (tested above)
+        event = make_event(conn)
+    with functions_engine.begin() as conn:
+        endpoint, _ = create_endpoint(conn, merchant_id=event.payload["merchant_id"], url="http://127.0.0.1:9/x",
+                                      allow_loopback=True)
+        assert rotate_endpoint_secret(conn, endpoint_id=endpoint.id, overlap_hours=1) is not None
+        assert enqueue_deliveries(conn, event) == 1
+        now = datetime.now(UTC)
+        (claimed,) = webhooks.claim_due(conn, now=now, claim_until=now, limit=10)
+        assert webhooks.record_attempt(conn, delivery_id=claimed.delivery.id, attempts_before=0, attempted_at=now,
+                                       status_code=500, latency_ms=3, error="HTTP 500", outcome="failed",
+                                       next_attempt_at=now).applied
+        assert len(webhooks.attempts_of(conn, delivery_ids=[claimed.delivery.id])) == 1
+        assert resend_failed(conn, endpoint.id) == [claimed.delivery.id]
+        assert resend_event(conn, event.id) == [claimed.delivery.id]
+        assert remove_endpoint(conn, endpoint_id=endpoint.id)

@@ -222,3 +222,9 @@ def test_the_whole_sagas_worst_case_is_capped_before_its_start_function_ends(
     bound_s = min(worst_s, machine_s)
     assert bound_s * 1_000 + limits.LEASE_WAIT_MS < limits.START_FUNCTION_TIMEOUT_S * 1_000, found
     assert limits.START_FUNCTION_TIMEOUT_S * 1_000 < limits.IDEMPOTENCY_IN_PROGRESS_TTL_MS, found
+
+
+def test_a_failing_webhook_is_retried_over_about_a_day() -> None:
+    total_s = sum(limits.WEBHOOK_RETRY_SCHEDULE_S)
+    assert 20 * 3_600 <= total_s <= total_s * (1 + limits.WEBHOOK_RETRY_JITTER_PERCENT / 100) <= 30 * 3_600
+    assert len(limits.WEBHOOK_RETRY_SCHEDULE_S) + 1 == limits.WEBHOOK_MAX_ATTEMPTS

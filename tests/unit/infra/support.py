@@ -22,10 +22,16 @@ WEBHOOKS = NAMES.webhook_function
 SYNC = NAMES.sync_function
 MIGRATIONS = NAMES.migrations_function
 MERCHANT_ADMIN = NAMES.merchant_admin_function
+NOTIFICATIONS_CONSUMER = NAMES.notifications_consumer_function
+OUTBOX_RELAY = NAMES.outbox_relay_function
+WEBHOOK_DELIVERY = NAMES.webhook_delivery_function
+NOTIFICATION_FUNCTIONS = frozenset({NOTIFICATIONS_CONSUMER, OUTBOX_RELAY, WEBHOOK_DELIVERY})
 # CDK's custom resource provider framework function (its code is CDK's, not ours).
 PROVIDER = NAMES.migrations_provider_function
-# The functions that serve payments (the API, the saga, the schedule), as opposed to the administration functions.
-RUNTIME_FUNCTIONS = frozenset({START, WEBHOOKS, SYNC} | {registry.function_name(step) for step in registry.HANDLERS})
+# The functions that serve payments (the API, the saga, the schedules, the notifications), as opposed to the
+# administration functions.
+RUNTIME_FUNCTIONS = frozenset({START, WEBHOOKS, SYNC} | {registry.function_name(step) for step in registry.HANDLERS}
+                              | NOTIFICATION_FUNCTIONS)
 
 
 @dataclass(frozen=True)
@@ -133,6 +139,13 @@ def step_function_ids(synth: Synth) -> dict[str, str]:
     """Registry step -> logical id of its Lambda function."""
     by_name = functions_by_name(synth)
     return {step: by_name[registry.function_name(step)][0] for step in registry.HANDLERS}
+
+
+def queue_id(synth: Synth, name: str) -> str:
+    """The logical id of the queue named `name`."""
+    (found,) = [logical_id for logical_id, r in synth.of_type("AWS::SQS::Queue").items()
+                if r["Properties"].get("QueueName") == name]
+    return found
 
 
 def only(resources: dict[str, dict[str, Any]]) -> tuple[str, dict[str, Any]]:

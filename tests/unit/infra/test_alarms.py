@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from core import limits, telemetry_names
+from core import event_rules, limits, telemetry_names
 from infra.alarms import (
     API_4XX_RATE_PERCENT,
     API_5XX_RATE_PERCENT,
@@ -20,10 +20,22 @@ from infra.alarms import (
     START_LATENCY_P99_MS,
     SYNC_GAVE_UP_MESSAGE,
 )
+from infra.messaging import DEAD_LETTER_AFTER_S
 from saga import sync, webhooks
 from steps import registry
 from steps.errors import BUSINESS_ERRORS, ServiceUnavailable
-from tests.unit.infra.support import START, SYNC, WEBHOOKS, Synth, functions_by_name, only, step_function_ids
+from tests.unit.infra.support import (
+    NAMES,
+    NOTIFICATION_FUNCTIONS,
+    START,
+    SYNC,
+    WEBHOOKS,
+    Synth,
+    functions_by_name,
+    only,
+    queue_id,
+    step_function_ids,
+)
 
 
 @dataclass(frozen=True)
@@ -128,8 +140,9 @@ def test_compensations_and_recovery_alarm_on_their_first_error(synth: Synth, ala
 
 
 def test_the_functions_that_answer_for_themselves_alarm_on_any_error(synth: Synth, alarms: list[AlarmOn]) -> None:
+    """The notifications' three too: a consumer's record that fails alone is reported back, not a Lambda error."""
     functions = functions_by_name(synth)
-    for name in (START, WEBHOOKS, SYNC):
+    for name in (START, WEBHOOKS, SYNC, *sorted(NOTIFICATION_FUNCTIONS)):
         _never(_reading(alarms, "AWS/Lambda", "Errors", FunctionName=_ref(functions[name][0])))
 
 
@@ -163,7 +176,8 @@ def test_a_logged_line_an_engineer_must_act_on_raises_an_alarm(synth: Synth, ala
 def payment_path_functions(synth: Synth) -> dict[str, str]:
     """Function name -> logical id of every function a payment runs through (deploy-time ones aside)."""
     functions = functions_by_name(synth)
-    names = [START, WEBHOOKS, SYNC, *(registry.function_name(step) for step in registry.STEPS)]
+    names = [START, WEBHOOKS, SYNC, *(registry.function_name(step) for step in registry.STEPS),
+             *sorted(NOTIFICATION_FUNCTIONS)]
     return {name: functions[name][0] for name in names}
 
 
@@ -233,18 +247,31 @@ def test_every_table_alarms_on_throttled_reads_and_writes(synth: Synth, alarms: 
         assert alarm.props["Threshold"] == 0
 
 
-def _queue_id(synth: Synth, dead_letter: bool) -> str:
-    (queue_id,) = [logical_id for logical_id, r in synth.of_type("AWS::SQS::Queue").items()
-                   if ("dlq" in r["Properties"]["QueueName"]) == dead_letter]
-    return queue_id
-
-
 def test_notifications_oldest_message_and_dead_letters(synth: Synth, alarms: list[AlarmOn]) -> None:
-    queue = {"Fn::GetAtt": [_queue_id(synth, dead_letter=False), "QueueName"]}
-    dlq = {"Fn::GetAtt": [_queue_id(synth, dead_letter=True), "QueueName"]}
+    queue = {"Fn::GetAtt": [queue_id(synth, NAMES.notifications_queue), "QueueName"]}
+    dlq = {"Fn::GetAtt": [queue_id(synth, NAMES.notifications_dlq), "QueueName"]}
     oldest = _reading(alarms, "AWS/SQS", "ApproximateAgeOfOldestMessage", QueueName=queue)
     assert oldest.props["Threshold"] == NOTIFICATION_AGE_S
+    # A poison message is dead-lettered (DlqNotEmpty) before it is old enough for the age alarm, which then means
+    # that no consumer takes the queue at all.
+    assert NOTIFICATION_AGE_S > DEAD_LETTER_AFTER_S
+    (queue_props,) = [r["Properties"] for r in synth.of_type("AWS::SQS::Queue").values()
+                      if r["Properties"].get("QueueName") == NAMES.notifications_queue]
+    receives, visibility_s = queue_props["RedrivePolicy"]["maxReceiveCount"], queue_props["VisibilityTimeout"]
+    assert receives * visibility_s == DEAD_LETTER_AFTER_S
     _never(_reading(alarms, "AWS/SQS", "ApproximateNumberOfMessagesVisible", QueueName=dlq))
+
+
+def test_a_failed_webhook_delivery_raises_an_alarm(alarms: list[AlarmOn]) -> None:
+    alarm = _reading(alarms, telemetry_names.NAMESPACE, telemetry_names.WEBHOOK_DELIVERIES_FAILED)
+    _never(alarm)
+    assert alarm.metrics[0].statistic == "Sum" and alarm.metrics[0].dimensions == {}
+
+
+def test_every_event_rule_dead_letter_queue_alarms_on_its_first_message(synth: Synth, alarms: list[AlarmOn]) -> None:
+    for rule in event_rules.RULES:
+        dlq = {"Fn::GetAtt": [queue_id(synth, NAMES.event_rule_dlq(rule)), "QueueName"]}
+        _never(_reading(alarms, "AWS/SQS", "ApproximateNumberOfMessagesVisible", QueueName=dlq))
 
 
 # ---- Where they go ----------------------------------------------------------------------------------------------

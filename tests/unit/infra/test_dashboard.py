@@ -9,11 +9,12 @@ from typing import Any
 
 import pytest
 
+from core import event_rules
 from core import telemetry_names as names
 from steps import registry
 from steps.errors import BUSINESS_ERRORS
 from store.lifecycle import FINAL
-from tests.unit.infra.support import Synth, only
+from tests.unit.infra.support import NAMES, NOTIFICATIONS_CONSUMER, Synth, functions_by_name, only, queue_id
 from tests.unit.infra.test_alarms import payment_path_functions
 
 _TOKEN = re.compile(r"\u0000(\d+)\u0000")
@@ -132,3 +133,20 @@ def test_every_alarm_is_on_the_dashboard(synth: Synth, dashboard: tuple[str, dic
     shown = set(widget["properties"]["alarms"])
     assert shown == {json.dumps({"Fn::GetAtt": [logical_id, "Arn"]}, sort_keys=True)
                      for logical_id in synth.of_type("AWS::CloudWatch::Alarm")}
+
+
+def test_notifications_consumer_errors_oldest_message_failed_deliveries_and_rule_dlqs(
+        synth: Synth, dashboard: tuple[str, dict[str, Any]]) -> None:
+    _, body = dashboard
+    (notifications,) = [w for w in body["widgets"]
+                        if w["properties"].get("title", "").startswith("Notifications: consumer")]
+    lines = _metrics({"widgets": [notifications]})
+    consumer = json.dumps({"Ref": functions_by_name(synth)[NOTIFICATIONS_CONSUMER][0]})
+    assert ("AWS/Lambda", "Errors", {"FunctionName": consumer}, "Sum") in lines
+    assert (names.NAMESPACE, names.WEBHOOK_DELIVERIES_FAILED, {}, "Sum") in lines
+    queue = json.dumps({"Fn::GetAtt": [queue_id(synth, NAMES.notifications_queue), "QueueName"]})
+    assert ("AWS/SQS", "ApproximateAgeOfOldestMessage", {"QueueName": queue}, "Maximum") in lines
+    dlqs = {dims["QueueName"] for ns, name, dims, _ in _metrics(body)
+            if ns == "AWS/SQS" and name == "ApproximateNumberOfMessagesVisible"}
+    for rule in event_rules.RULES:
+        assert json.dumps({"Fn::GetAtt": [queue_id(synth, NAMES.event_rule_dlq(rule)), "QueueName"]}) in dlqs, rule

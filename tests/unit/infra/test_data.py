@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from core import event_rules
 from tests.unit.infra.support import (
+    NAMES,
+    OUTBOX_RELAY,
     START,
     Synth,
     actions_of,
@@ -48,7 +51,10 @@ def test_functions_are_told_the_deployed_table_names(synth: Synth) -> None:
 def test_fifo_queue_redrives_to_a_fifo_dlq(synth: Synth) -> None:
     queues = _by_name(synth, "AWS::SQS::Queue", "QueueName")
     queue_name, dlq_name = settings_default("notifications_queue"), settings_default("notifications_dlq")
-    assert set(queues) == {queue_name, dlq_name}
+    # And a queue with its DLQ per rule of the event bus (tests/unit/infra/test_notifications.py).
+    rule_queues = {name for rule in event_rules.RULES for name in (NAMES.event_rule_queue(rule),
+                                                                    NAMES.event_rule_dlq(rule))}
+    assert set(queues) == {queue_name, dlq_name} | rule_queues
     queue, dlq = queues[queue_name][1]["Properties"], queues[dlq_name][1]
     assert queue["FifoQueue"] is True and dlq["Properties"]["FifoQueue"] is True
     assert queue["RedrivePolicy"] == {"deadLetterTargetArn": {"Fn::GetAtt": [queues[dlq_name][0], "Arn"]},
@@ -65,7 +71,7 @@ def test_topic_and_bus_carry_the_settings_names(synth: Synth) -> None:
     assert bus["Properties"]["Name"] == settings_default("event_bus")
 
 
-def test_only_notify_merchant_may_send_to_the_notifications_queue(synth: Synth) -> None:
+def test_only_notify_merchant_and_the_outbox_relay_may_send_to_the_notifications_queue(synth: Synth) -> None:
     queues = {r["Properties"]["QueueName"]: logical_id for logical_id, r in synth.of_type("AWS::SQS::Queue").items()}
     queue_arn = {"Fn::GetAtt": [queues[settings_default("notifications_queue")], "Arn"]}
     senders = set()
@@ -73,4 +79,4 @@ def test_only_notify_merchant_may_send_to_the_notifications_queue(synth: Synth) 
         statements = policy_statements_of_role(synth, props["Role"]["Fn::GetAtt"][0])
         if any("sqs:SendMessage" in actions_of(s) and queue_arn in resources_of(s) for s in statements):
             senders.add(name)
-    assert senders == {"paysaga-NotifyMerchant"}
+    assert senders == {"paysaga-NotifyMerchant", OUTBOX_RELAY}

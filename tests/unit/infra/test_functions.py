@@ -1,5 +1,5 @@
-"""One Lambda function per registry entry plus the start, webhook and sync functions, configured the way
-core/settings.py reads it."""
+"""One Lambda function per registry entry plus the start, webhook and sync functions and the notifications' three,
+configured the way core/settings.py reads it."""
 
 from __future__ import annotations
 
@@ -17,9 +17,13 @@ from steps import registry
 from tests.unit.infra.support import (
     MERCHANT_ADMIN,
     MIGRATIONS,
+    NOTIFICATION_FUNCTIONS,
+    NOTIFICATIONS_CONSUMER,
+    OUTBOX_RELAY,
     RUNTIME_FUNCTIONS,
     START,
     SYNC,
+    WEBHOOK_DELIVERY,
     WEBHOOKS,
     Synth,
     cdk_json_context,
@@ -42,7 +46,8 @@ def _build_layer_script() -> ModuleType:
 
 def test_one_function_per_registry_entry_plus_start_webhooks_sync_and_the_admin_ones(synth: Synth) -> None:
     by_name = functions_by_name(synth)
-    assert {registry.function_name(step) for step in registry.HANDLERS} | {START, WEBHOOKS, SYNC} == RUNTIME_FUNCTIONS
+    assert ({registry.function_name(step) for step in registry.HANDLERS} | {START, WEBHOOKS, SYNC}
+            | NOTIFICATION_FUNCTIONS == RUNTIME_FUNCTIONS)
     assert set(by_name) == RUNTIME_FUNCTIONS | {MIGRATIONS, MERCHANT_ADMIN}
     for step, target in registry.HANDLERS.items():
         _, props = by_name[registry.function_name(step)]
@@ -75,7 +80,10 @@ def test_the_start_function_runs_the_start_handler(synth: Synth) -> None:
 def test_every_function_names_its_powertools_service_and_the_metrics_namespace(synth: Synth) -> None:
     expected = {START: telemetry_names.SERVICE_START, WEBHOOKS: telemetry_names.SERVICE_WEBHOOKS,
                 SYNC: telemetry_names.SERVICE_SYNC, MIGRATIONS: telemetry_names.SERVICE_ADMIN,
-                MERCHANT_ADMIN: telemetry_names.SERVICE_ADMIN}
+                MERCHANT_ADMIN: telemetry_names.SERVICE_ADMIN,
+                NOTIFICATIONS_CONSUMER: telemetry_names.SERVICE_NOTIFICATIONS,
+                OUTBOX_RELAY: telemetry_names.SERVICE_NOTIFICATIONS,
+                WEBHOOK_DELIVERY: telemetry_names.SERVICE_WEBHOOK_DELIVERY}
     expected |= {registry.function_name(step): telemetry_names.SERVICE_STEPS for step in registry.HANDLERS}
     for name, (_, props) in functions_by_name(synth).items():
         variables = props["Environment"]["Variables"]

@@ -8,19 +8,28 @@ from typing import Any
 from infra.functions import VPC_ACCESS_ACTIONS, XRAY_ACTIONS
 from infra.permissions import (
     DYNAMODB_ITEM_ACTIONS,
+    PUT_EVENTS_ACTIONS,
+    QUEUE_CONSUME_ACTIONS,
     QUEUE_SEND_ACTIONS,
     START_EXECUTION_ACTIONS,
+    TOPIC_KEY_ACTIONS,
+    TOPIC_PUBLISH_ACTIONS,
     WORKER_SLOT_ACTIONS,
 )
 from steps import registry
 from tests.unit.infra.support import (
+    NAMES,
+    NOTIFICATIONS_CONSUMER,
+    OUTBOX_RELAY,
     START,
     SYNC,
+    WEBHOOK_DELIVERY,
     Synth,
     actions_of,
     aws_managed_policies_of_role,
     functions_by_name,
     only,
+    queue_id,
     resources_of,
     role_id_of,
     settings_default,
@@ -93,23 +102,67 @@ def test_only_the_start_and_sync_functions_may_start_executions(synth: Synth) ->
     assert starters == {START, SYNC}
 
 
-def test_only_notify_merchant_touches_sqs_and_only_to_send(synth: Synth) -> None:
-    queues = {r["Properties"]["QueueName"]: logical_id for logical_id, r in synth.of_type("AWS::SQS::Queue").items()}
-    queue_arn = {"Fn::GetAtt": [queues[settings_default("notifications_queue")], "Arn"]}
-    senders = set()
+def _statements_on(synth: Synth, service: str) -> dict[str, list[dict[str, Any]]]:
+    """Function name -> its statements naming an action of `service` ('sqs', 'sns', ...), for the functions with any."""
+    found = {}
     for name, (_, props) in functions_by_name(synth, with_provider=True).items():
         statements = [s for s in statements_of_function(synth, props)
-                      if any(a.startswith("sqs:") for a in actions_of(s))]
+                      if any(a.startswith(f"{service}:") for a in actions_of(s))]
         if statements:
-            senders.add(name)
-            assert _actions(statements) == set(QUEUE_SEND_ACTIONS), name
-            assert [r for s in statements for r in resources_of(s)] == [queue_arn], name
-    assert senders == {registry.function_name("NotifyMerchant")}
+            found[name] = statements
+    return found
+
+
+def test_only_notify_merchant_and_the_relay_send_to_the_queue_and_only_the_consumer_reads_it(synth: Synth) -> None:
+    queue_arn = {"Fn::GetAtt": [queue_id(synth, settings_default("notifications_queue")), "Arn"]}
+    senders, readers = set(), set()
+    for name, statements in _statements_on(synth, "sqs").items():
+        for statement in statements:
+            assert resources_of(statement) == [queue_arn], name  # the notifications queue only, never its DLQ
+            if "sqs:SendMessage" in actions_of(statement):
+                senders.add(name)
+                assert actions_of(statement) == set(QUEUE_SEND_ACTIONS), name
+            else:
+                readers.add(name)
+                assert actions_of(statement) == set(QUEUE_CONSUME_ACTIONS), name
+    assert senders == {registry.function_name("NotifyMerchant"), OUTBOX_RELAY}
+    # The event source's poller reads with the consumer's role; the consumer's code calls SQS not at all.
+    assert readers == {NOTIFICATIONS_CONSUMER}
+    assert set(QUEUE_CONSUME_ACTIONS) == {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"}
+
+
+def test_only_the_consumer_publishes_to_the_topic_with_its_key_and_puts_events_on_the_bus(synth: Synth) -> None:
+    topics = {r["Properties"]["TopicName"]: logical_id for logical_id, r in synth.of_type("AWS::SNS::Topic").items()}
+    topic_id = topics[settings_default("notifications_topic")]
+    (bus_id,) = [logical_id for logical_id, r in synth.of_type("AWS::Events::EventBus").items()
+                 if r["Properties"]["Name"] == settings_default("event_bus")]
+    key_id = synth.resources[topic_id]["Properties"]["KmsMasterKeyId"]["Fn::GetAtt"][0]
+    expected = {
+        "sns": (set(TOPIC_PUBLISH_ACTIONS), {"Ref": topic_id}),
+        "kms": (set(TOPIC_KEY_ACTIONS), {"Fn::GetAtt": [key_id, "Arn"]}),
+        "events": (set(PUT_EVENTS_ACTIONS), {"Fn::GetAtt": [bus_id, "Arn"]}),
+    }
+    for service, (actions, resource) in expected.items():
+        statements = _statements_on(synth, service)
+        assert set(statements) == {NOTIFICATIONS_CONSUMER}, service
+        (statement,) = statements[NOTIFICATIONS_CONSUMER]
+        assert actions_of(statement) == actions, service
+        assert resources_of(statement) == [resource], service
+    assert NAMES.notifications_consumer_function == NOTIFICATIONS_CONSUMER
 
 
 def test_the_functions_call_nothing_else(synth: Synth) -> None:
     """Every service a function's role names is one its code calls (or Lambda's VPC/X-Ray plumbing)."""
-    expected = {"ec2", "xray", "logs", "secretsmanager", "dynamodb", "states", "sqs"}
+    expected = {"ec2", "xray", "logs", "secretsmanager", "dynamodb", "states", "sqs", "sns", "kms", "events"}
     for name, (_, props) in functions_by_name(synth).items():
         services = {a.split(":")[0] for a in _actions(statements_of_function(synth, props))}
         assert services <= expected, f"{name} may call {sorted(services - expected)}"
+
+
+def test_the_webhook_deliveries_call_nothing_on_aws_but_their_database_secret(synth: Synth) -> None:
+    """They POST to the merchants' URLs (through the NAT) and write PostgreSQL: no AWS call besides the secret."""
+    _, props = functions_by_name(synth)[WEBHOOK_DELIVERY]
+    statements = statements_of_function(synth, props)
+    assert {a.split(":")[0] for a in _actions(statements)} == {"ec2", "xray", "logs", "secretsmanager"}
+    (secret,) = [s for s in statements if "secretsmanager:GetSecretValue" in actions_of(s)]
+    assert actions_of(secret) == {"secretsmanager:GetSecretValue"} and len(resources_of(secret)) == 1

@@ -10,7 +10,7 @@ from types import ModuleType
 from core.database_roles import APP_ROLE, FINANCE_ROLE
 from core.gateways import GATEWAY_NAMES
 from ledger.schema import ACCOUNT_KINDS, TRANSACTION_KINDS
-from store.schema import sql_in
+from store.schema import WEBHOOK_DELIVERY_STATUSES, sql_in
 
 MIGRATIONS = Path(__file__).resolve().parents[3] / "migrations" / "versions"
 
@@ -37,3 +37,9 @@ def test_the_roles_migrations_grant_to_the_code_s_roles() -> None:
     assert roles.APP_ROLE == APP_ROLE
     assert f"rolname = '{APP_ROLE}'" in roles.CREATE_ROLE and f"CREATE ROLE {APP_ROLE} NOLOGIN" in roles.CREATE_ROLE
     assert f"DROP ROLE IF EXISTS {APP_ROLE};" in roles.DROP_ROLE
+
+
+def test_the_webhooks_migration_grants_to_the_app_role_and_checks_the_code_s_statuses() -> None:
+    webhooks = _migration("20261203_0006_webhooks")
+    assert webhooks.APP_ROLE == APP_ROLE
+    assert sql_in("status", WEBHOOK_DELIVERY_STATUSES) == webhooks._STATUSES

@@ -18,11 +18,9 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import threading
 import time
 from dataclasses import dataclass
-from types import FrameType
 from typing import Any
 
 import httpx
@@ -31,6 +29,7 @@ from core import limits
 from core.aws import client
 from core.aws_resources import queue_url
 from core.settings import Settings, settings
+from local.stack.process import stop_on_signals
 from saga.notifications.consumer import Targets, process, targets_for
 from saga.notifications.relay import relay
 from saga.notifications.webhooks import USER_AGENT, deliver_due
@@ -136,13 +135,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--grace-ms", type=int, default=limits.OUTBOX_RELAY_GRACE_MS)
     parser.add_argument("--retry-after-s", type=int, default=5)
     args = parser.parse_args(argv)
-    stop = threading.Event()
-
-    def _stop(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
+    stop = stop_on_signals()
     logging.basicConfig(level=logging.INFO)
     run(relay_every_ms=args.relay_every_ms, deliver_every_ms=args.deliver_every_ms, grace_ms=args.grace_ms,
         retry_after_s=args.retry_after_s, stop=stop)

@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import threading
-from types import FrameType
 
 from core import limits
 from core.settings import settings
 from local.saga_runtime import local_services
+from local.stack.process import stop_on_signals
 from saga.sync import sync
 
 _log = logging.getLogger("paysaga.sync")
@@ -37,13 +36,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--every-ms", type=int, default=limits.SYNC_INTERVAL_MS)
     parser.add_argument("--grace-ms", type=int, default=limits.SYNC_GRACE_MS)
     args = parser.parse_args(argv)
-    stop = threading.Event()
-
-    def _stop(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
+    stop = stop_on_signals()
     logging.basicConfig(level=logging.INFO)
     run(every_ms=args.every_ms, grace_ms=args.grace_ms, stop=stop)
 

@@ -10,8 +10,10 @@ import pwd
 import signal
 import socket
 import tempfile
+import threading
 import time
 from pathlib import Path
+from types import FrameType
 
 LOOPBACK = "127.0.0.1"
 WAIT_TIMEOUT_S = 30.0
@@ -167,3 +169,15 @@ def chown_tree(path: Path, user: str | None) -> None:
         os.chown(root, entry.pw_uid, entry.pw_gid)
         for name in dirs + files:
             os.chown(os.path.join(root, name), entry.pw_uid, entry.pw_gid)
+
+
+def stop_on_signals() -> threading.Event:
+    """An event set by SIGTERM (the stack's `down`) or SIGINT (Ctrl-C): a worker loop ends its pass and returns."""
+    stop = threading.Event()
+
+    def _stop(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    return stop

@@ -45,6 +45,11 @@ class Settings(BaseSettings):
 
     # Empty means "run statemachine.asl.json on the local runtime"; on AWS the Express state machine's ARN.
     state_machine_arn: str | None = Field(default=None, validation_alias="STATE_MACHINE_ARN")
+    # On AWS the operations' Express state machines (capture.asl.json, cancel.asl.json, refund.asl.json), where the
+    # function starts them; empty off AWS, where the local runtime runs the same files.
+    capture_state_machine_arn: str | None = Field(default=None, validation_alias="CAPTURE_STATE_MACHINE_ARN")
+    cancel_state_machine_arn: str | None = Field(default=None, validation_alias="CANCEL_STATE_MACHINE_ARN")
+    refund_state_machine_arn: str | None = Field(default=None, validation_alias="REFUND_STATE_MACHINE_ARN")
     # Off AWS only: the ASL file the local runtime executes (benchmarks swap in a trivial machine).
     local_state_machine_file: str | None = Field(default=None, validation_alias="LOCAL_STATE_MACHINE_FILE")
 

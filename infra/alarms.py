@@ -1,10 +1,12 @@
 """Alarms that mean an engineer must look, all sent to one KMS-encrypted SNS topic.
 
-A business outcome is never an alarm: every decline ends the saga in a Fail state and a forward step's Lambda error
-(ExecutionsFailed and Lambda Errors count declines), so nothing here watches either. What is watched: payments parked
-for an engineer, recovery and compensation failures, faults (not declines) of the forward steps, executions that ran
-out of time, throttles, the start path's latency and error rates, and the saturation of what the saga runs on (RDS
-Proxy, Aurora, Redis, DynamoDB, the notifications queue).
+A business outcome is never an alarm: every decline (and every capture or refund a gateway refuses) ends its
+execution in a Fail state and a forward step's Lambda error (ExecutionsFailed and Lambda Errors count declines), so
+nothing here watches either. What is watched: payments parked for an engineer, recovery and compensation failures,
+faults (not declines) of the forward steps, executions that ran out of time (the saga's and the operations'),
+throttles, the start path's latency and error rates, and the saturation of what the saga runs on (RDS Proxy, Aurora,
+Redis, DynamoDB, the notifications queue). The operations after checkout (capture, cancel, refund) are watched the way
+the saga is: their machines' timeouts, their steps' faults, errors and throttles.
 
 Every threshold is a named constant with its unit and why it has its value.
 """
@@ -29,6 +31,7 @@ from constructs import Construct
 from core import limits
 from core import telemetry_names as names
 from infra import metrics
+from infra.functions import registry_step
 from infra.messaging import DEAD_LETTER_AFTER_S
 from infra.metrics import PERIOD, Watched
 from steps import registry
@@ -156,18 +159,23 @@ class Alarms(Construct):
         self._never("ExecutionsTimedOut", "a payment saga execution ran out of time (the machine's TimeoutSeconds): "
                                           "its payment is left to the sync",
                     watched.state_machine.metric_timed_out(period=PERIOD, statistic="Sum"))
+        for workflow, machine in watched.operation_machines.items():
+            self._never(f"{workflow.value.capitalize()}ExecutionsTimedOut",
+                        f"a {workflow.value} operation's execution ran out of time (the machine's TimeoutSeconds): "
+                        "its operation is left to the sync",
+                        machine.metric_timed_out(period=PERIOD, statistic="Sum"))
         self._logged("PaymentsLeftParked", "the sync left a payment parked after its last attempt",
                      watched.sync_function, SYNC_GAVE_UP_MESSAGE)
         self._logged("RefundsRefused", "a gateway refused a refund after accepting it: money was not given back",
                      watched.webhook_function, REFUND_REFUSED_MESSAGE)
 
-    # ---- The saga's steps ------------------------------------------------------------------------------------------
+    # ---- The steps (the saga's and the operations') -----------------------------------------------------------------
 
     def _steps(self, watched: Watched) -> None:
-        # Compensations and recovery (ParkPayment, ParkNotification) never raise a business outcome: their first
-        # error is a payment the saga could not put back, or could not even park.
+        # Compensations and recovery (ParkPayment, ParkNotification, FailOperation, ParkOperation) never raise a
+        # business outcome: their first error is a payment the saga could not put back, or could not even park.
         for step, function in watched.steps_with_role(registry.Role.COMPENSATION, registry.Role.RECOVERY).items():
-            role = registry.STEPS[step].role.value
+            role = registry_step(step).role.value
             self._never(f"{step}Errors", f"{role} step {step} failed",
                         function.metric_errors(period=PERIOD, statistic="Sum"))
         for step, function in watched.steps_with_role(registry.Role.FORWARD).items():

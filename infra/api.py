@@ -1,4 +1,5 @@
-"""The public API: a regional REST API (two routes, proxy integration to the start function) behind a WAF web ACL."""
+"""The public API: a regional REST API (the merchants' routes, START_ROUTES, proxied to the start function; the
+gateways' webhooks to their own function) behind a WAF web ACL."""
 
 from __future__ import annotations
 
@@ -16,6 +17,28 @@ from constructs import Construct
 from core import limits
 
 STAGE_NAME: Final[str] = "prod"
+# The merchants' routes (saga/handler.py), each a method of its own resource, all proxied to the start function: the
+# checkout and its read, then the operations after checkout (saga.operate: each runs its workflow's state machine) and
+# the refunds' reads. Authentication is the start function's (the merchant's API key), as for POST /v1/payments; the
+# web ACL is the stage's, so it covers every route.
+START_ROUTE: Final[tuple[str, str]] = ("POST", "/v1/payments")
+START_ROUTES: Final[tuple[tuple[str, str], ...]] = (
+    START_ROUTE,
+    ("GET", "/v1/payments/{payment_id}"),
+    ("POST", "/v1/payments/{payment_id}/capture"),
+    ("POST", "/v1/payments/{payment_id}/cancel"),
+    ("POST", "/v1/payments/{payment_id}/refunds"),
+    ("GET", "/v1/payments/{payment_id}/refunds"),
+    ("GET", "/v1/refunds/{refund_id}"),
+    # The merchant's webhook endpoints (saga/api/webhook_endpoints.py), behind the merchant's key like the rest.
+    ("POST", "/v1/webhook_endpoints"),
+    ("GET", "/v1/webhook_endpoints"),
+    ("DELETE", "/v1/webhook_endpoints/{endpoint_id}"),
+    ("POST", "/v1/webhook_endpoints/{endpoint_id}/rotate_secret"),
+    ("POST", "/v1/webhook_endpoints/{endpoint_id}/resend_failed"),
+    ("POST", "/v1/events/{event_id}/resend"),
+)
+WEBHOOK_ROUTE: Final[tuple[str, str]] = ("POST", "/v1/webhooks/{gateway}")
 # API Gateway's default integration ceiling. A saga can run longer (Express allows 5 min): the client then gets 504
 # and retries with the same Idempotency-Key, which answers 409 while in flight and the stored response afterwards.
 INTEGRATION_TIMEOUT: Final[Duration] = Duration.millis(limits.API_INTEGRATION_TIMEOUT_MS)
@@ -176,8 +199,8 @@ class PaymentsApi(Construct):
         self.api = apigw.RestApi(
             self, "Api",
             rest_api_name=name,
-            description="paysaga: POST /v1/payments (synchronous saga), GET /v1/payments/{payment_id}, "
-                        "POST /v1/webhooks/{gateway}",
+            description="paysaga: POST /v1/payments (synchronous saga), GET /v1/payments/{payment_id}, capture, "
+                        "cancel and refunds of a payment, POST /v1/webhooks/{gateway}",
             endpoint_types=[apigw.EndpointType.REGIONAL],
             cloud_watch_role=True,
             deploy_options=apigw.StageOptions(
@@ -195,15 +218,13 @@ class PaymentsApi(Construct):
             ),
         )
         integration = apigw.LambdaIntegration(handler, proxy=True, timeout=INTEGRATION_TIMEOUT)
-        payments = self.api.root.add_resource("v1").add_resource("payments")
-        payments.add_method("POST", integration)
-        self.start_route_path = payments.path  # the start path's route (its per-method metrics name it)
-        payments.add_resource("{payment_id}").add_method("GET", integration)
+        # One resource per path part (its construct id), so the routes that were there keep their logical ids.
+        for method, path in START_ROUTES:
+            self.api.root.resource_for_path(path).add_method(method, integration)
+        self.start_route_path = START_ROUTE[1]  # the start path's route (its per-method metrics name it)
         # Gateways' events: their own function; the signature is the authentication (no merchant key).
-        webhooks = self.api.root.get_resource("v1")
-        assert webhooks is not None
         webhook_integration = apigw.LambdaIntegration(webhook_handler, proxy=True, timeout=INTEGRATION_TIMEOUT)
-        webhooks.add_resource("webhooks").add_resource("{gateway}").add_method("POST", webhook_integration)
+        self.api.root.resource_for_path(WEBHOOK_ROUTE[1]).add_method(WEBHOOK_ROUTE[0], webhook_integration)
 
         self.waf_rules = waf_rules(requests_per_api_key_per_5min=waf_requests_per_api_key_per_5min,
                                    requests_per_ip_per_5min=waf_requests_per_ip_per_5min)

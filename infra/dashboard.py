@@ -1,4 +1,5 @@
-"""The operations dashboard: what payments did, how fast the saga ran, and the health of what it runs on.
+"""The operations dashboard: what payments did, how fast the saga ran, the operations after checkout (capture, cancel,
+refund: their machines and steps), and the health of what it all runs on.
 
 Its metrics are infra/metrics.py's, the ones the alarms read: the runtime's own (core.telemetry_names; one line per
 registry step, per final status, per business error name) and the AWS services'.
@@ -47,6 +48,7 @@ class OperationsDashboard(Construct):
                 title="Alarms", alarms=list(alarms), width=24, height=HEIGHT))
         self.dashboard.add_widgets(*self._payments(watched))
         self.dashboard.add_widgets(*self._latency(watched))
+        self.dashboard.add_widgets(*self._operations(watched))
         self.dashboard.add_widgets(*self._api(watched))
         self.dashboard.add_widgets(*self._functions(watched))
         self.dashboard.add_widgets(*self._database(watched))
@@ -90,6 +92,25 @@ class OperationsDashboard(Construct):
             *[_graph(f"Step latency {stat} (ms), by step",
                      [metrics.step_metric(names.STEP_LATENCY_MS, step, stat) for step in metrics.STEPS],
                      left_label="ms") for stat in PERCENTILES],
+        ]
+
+    @staticmethod
+    def _operations(watched: Watched) -> list[cloudwatch.IWidget]:
+        """The operations after checkout, as the saga's row shows the saga: executions, step faults and latency."""
+        machines = watched.operation_machines
+        return [
+            _graph("Operations: executions timed out (started: right), by workflow",
+                   [machine.metric_timed_out(period=PERIOD, statistic="Sum", label=f"{workflow.value} timed out")
+                    for workflow, machine in machines.items()],
+                   right=[machine.metric_started(period=PERIOD, statistic="Sum", label=f"{workflow.value} started")
+                          for workflow, machine in machines.items()],
+                   width=6, left_label="executions", right_label="executions"),
+            _graph("Operation step faults (not declines), by step",
+                   [metrics.step_metric(names.STEP_FAULTS, step, "Sum") for step in metrics.OPERATION_STEPS],
+                   width=6, stacked=True, left_label="faults"),
+            *[_graph(f"Operation step latency {stat} (ms), by step",
+                     [metrics.step_metric(names.STEP_LATENCY_MS, step, stat) for step in metrics.OPERATION_STEPS],
+                     width=6, left_label="ms") for stat in PERCENTILES],
         ]
 
     @staticmethod

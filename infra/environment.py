@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Final
 
 from core import telemetry_names
+from steps.registry import Workflow
 
 # The functions' login secret ({"username": "paysaga_functions", "password", "host", ...}) the password comes from.
 DATABASE_SECRET_ARN: Final[str] = "DATABASE_SECRET_ARN"  # noqa: S105  (a variable name, not a secret)
@@ -17,6 +18,15 @@ DATABASE_SECRET_ARN: Final[str] = "DATABASE_SECRET_ARN"  # noqa: S105  (a variab
 # (a prepared statement pins the client to one database connection, which defeats the proxy's pooling).
 DATABASE_PROXY: Final[str] = "DATABASE_PROXY"
 POWERTOOLS_METRICS_NAMESPACE: Final[str] = telemetry_names.METRICS_NAMESPACE_ENV
+# Where core/settings.py reads each workflow's state machine ARN from: the saga's, then the operations' (the start
+# function's routes and the sync start them).
+STATE_MACHINE_ARN_VARIABLES: Final[dict[Workflow, str]] = {
+    Workflow.PAYMENT: "STATE_MACHINE_ARN",
+    Workflow.CAPTURE: "CAPTURE_STATE_MACHINE_ARN",
+    Workflow.CANCEL: "CANCEL_STATE_MACHINE_ARN",
+    Workflow.REFUND: "REFUND_STATE_MACHINE_ARN",
+}
+assert set(STATE_MACHINE_ARN_VARIABLES) == set(Workflow)
 
 
 def runtime_environment(

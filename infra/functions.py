@@ -1,4 +1,5 @@
-"""The Lambda functions: one per entry of steps.registry.HANDLERS, plus the start function behind the API.
+"""The Lambda functions: one per entry of steps.registry.HANDLERS (the payment saga's steps and the operations'),
+plus the start function behind the API.
 
 Every function is made by `make_function`: arm64 and the newest Python runtime (infra/code_asset.py), in the VPC,
 active tracing, its own encrypted log group (infra/log_groups.py) and its own role, which holds nothing but writing
@@ -134,24 +135,37 @@ def make_function(scope: Construct, construct_id: str, base: FunctionBase, *, na
     return function
 
 
+def registry_step(step: str) -> registry.Step:
+    """A registry entry of any workflow: the payment saga's (registry.STEPS) or an operation's
+    (registry.OPERATION_STEPS)."""
+    found = registry.STEPS.get(step) or registry.OPERATION_STEPS.get(step)
+    if found is None:
+        raise KeyError(f"no registry step {step!r}")
+    return found
+
+
 class StepLambdas(Construct):
-    """One function per registry entry, named registry.function_name(step)."""
+    """One function per registry entry (every workflow's: registry.HANDLERS), named registry.function_name(step).
+
+    The operations' steps (capture, cancel, refund) are sized like the saga's: a forward step gets `step_concurrency`,
+    a compensation or recovery step `compensation_concurrency`."""
 
     def __init__(self, scope: Construct, construct_id: str, base: FunctionBase, *, prefix: str,
                  step_concurrency: int, compensation_concurrency: int) -> None:
         super().__init__(scope, construct_id)
         self.by_step: dict[str, lambda_.Function] = {}
         for step, target in registry.HANDLERS.items():
-            compensation = registry.STEPS[step].role is not registry.Role.FORWARD
+            role = registry_step(step).role
+            workflow = "payment saga" if step in registry.STEPS else "operation"
             self.by_step[step] = make_function(
                 self, step, base,
                 name=registry.function_name(step, prefix),
                 handler=lambda_handler(target),
                 timeout=STEP_TIMEOUT,
                 memory_mb=STEP_MEMORY_MB,
-                reserved_concurrency=compensation_concurrency if compensation else step_concurrency,
+                reserved_concurrency=step_concurrency if role is registry.Role.FORWARD else compensation_concurrency,
                 service=telemetry_names.SERVICE_STEPS,
-                description=f"payment saga step {step} ({registry.STEPS[step].role})",
+                description=f"{workflow} step {step} ({role})",
             )
 
 
@@ -169,5 +183,5 @@ class StartFunction(Construct):
             memory_mb=START_MEMORY_MB,
             reserved_concurrency=reserved_concurrency,
             service=telemetry_names.SERVICE_START,
-            description="POST /v1/payments and GET /v1/payments/{id}: the idempotency gate, then the saga",
+            description="the merchants' API: the idempotency gate, then the payment saga or an operation's machine",
         )

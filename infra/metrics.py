@@ -27,19 +27,21 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 
 from core import telemetry_names as names
-from infra.api import PaymentsApi
+from infra.api import START_ROUTE, PaymentsApi
 from steps import registry
 from steps.errors import BUSINESS_ERRORS
 from store.lifecycle import FINAL
 
 PERIOD: Final[Duration] = Duration.minutes(5)
-# What each dimension takes, in a stable order (the dashboard's lines, the tests' expectations).
+# What each dimension takes, in a stable order (the dashboard's lines, the tests' expectations): the payment saga's
+# steps, and the operations' (capture, cancel, refund).
 STEPS: Final[tuple[str, ...]] = tuple(registry.STEPS)
+OPERATION_STEPS: Final[tuple[str, ...]] = tuple(registry.OPERATION_STEPS)
 OUTCOMES: Final[tuple[str, ...]] = tuple(sorted(FINAL))
 BUSINESS_ERROR_NAMES: Final[tuple[str, ...]] = tuple(sorted(BUSINESS_ERRORS))
 # The start path's method on its route (PaymentsApi.start_route_path): per-method metrics (the stage's detailed
 # metrics are on) name both.
-START_METHOD: Final[str] = "POST"
+START_METHOD: Final[str] = START_ROUTE[0]
 
 
 @dataclass(frozen=True)
@@ -47,9 +49,10 @@ class Watched:
     """Everything the alarms and the dashboard read metrics of, as the stack built it."""
 
     api: PaymentsApi
-    state_machine: sfn.IStateMachine
+    state_machine: sfn.IStateMachine  # the payment saga's
+    operation_machines: Mapping[registry.Workflow, sfn.IStateMachine]  # the operations' (registry.OPERATIONS)
     start_function: lambda_.IFunction
-    steps: Mapping[str, lambda_.IFunction]  # every registry step's function
+    steps: Mapping[str, lambda_.IFunction]  # every registry step's function (registry.HANDLERS: every workflow's)
     webhook_function: lambda_.Function
     sync_function: lambda_.Function
     database_proxy: rds.IDatabaseProxy
@@ -64,15 +67,18 @@ class Watched:
     event_rule_dlqs: Mapping[str, sqs.IQueue]  # the event bus rules' dead-letter queues, by rule name
 
     def __post_init__(self) -> None:
-        missing = sorted(set(registry.STEPS) - set(self.steps))
+        missing = sorted(set(registry.HANDLERS) - set(self.steps))
         if missing:
             raise ValueError(f"no function watched for registry steps {missing}")
+        if set(self.operation_machines) != set(registry.OPERATIONS):
+            raise ValueError(f"the operations' machines watched are {sorted(self.operation_machines)}, not "
+                             f"{sorted(registry.OPERATIONS)}")
 
     @property
     def functions(self) -> dict[str, lambda_.IFunction]:
-        """Every function, by a short label: the start function, each step, the webhook and sync functions, the
-        notifications' three."""
-        return {"Start": self.start_function, **{step: self.steps[step] for step in STEPS},
+        """Every function, by a short label: the start function, each step (the saga's, then the operations'), the
+        webhook and sync functions, the notifications' three."""
+        return {"Start": self.start_function, **{step: self.steps[step] for step in (*STEPS, *OPERATION_STEPS)},
                 "Webhooks": self.webhook_function, "Sync": self.sync_function, **self.notification_functions}
 
     @property
@@ -81,7 +87,9 @@ class Watched:
                 "MerchantWebhooks": self.webhook_delivery}
 
     def steps_with_role(self, *roles: registry.Role) -> dict[str, lambda_.IFunction]:
-        return {step: self.steps[step] for step in registry.with_role(*roles)}
+        """The steps of these roles, every workflow's: the saga's in its order, then the operations'."""
+        operations = tuple(step for step in OPERATION_STEPS if registry.OPERATION_STEPS[step].role in roles)
+        return {step: self.steps[step] for step in (*registry.with_role(*roles), *operations)}
 
 
 # ---- The runtime's metrics (core.telemetry_names) --------------------------------------------------------------

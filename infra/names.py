@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from steps.registry import Workflow
+
 
 @dataclass(frozen=True)
 class ResourceNames:
@@ -38,7 +40,14 @@ class ResourceNames:
 
     @property
     def state_machine(self) -> str:
-        return f"{self.prefix}-payment-saga"
+        """The payment saga's (statemachine.asl.json)."""
+        return self.workflow_state_machine(Workflow.PAYMENT)
+
+    def workflow_state_machine(self, workflow: Workflow) -> str:
+        """Each workflow's Express state machine: 'paysaga-payment-saga', 'paysaga-capture-operation', ..."""
+        if workflow is Workflow.PAYMENT:
+            return f"{self.prefix}-payment-saga"
+        return f"{self.prefix}-{workflow.value}-operation"
 
     @property
     def start_function(self) -> str:
@@ -141,8 +150,11 @@ class ResourceNames:
 
     @property
     def state_machine_log_group(self) -> str:
+        return self.workflow_log_group(Workflow.PAYMENT)
+
+    def workflow_log_group(self, workflow: Workflow) -> str:
         # The /aws/vendedlogs/ prefix keeps CloudWatch's log resource policy from growing per log group.
-        return f"/aws/vendedlogs/states/{self.state_machine}"
+        return f"/aws/vendedlogs/states/{self.workflow_state_machine(workflow)}"
 
     @property
     def api_access_log_group(self) -> str:

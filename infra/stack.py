@@ -16,7 +16,7 @@ from infra.code_asset import dependencies_layer, runtime_code
 from infra.config import Config
 from infra.dashboard import OperationsDashboard
 from infra.database import Database
-from infra.environment import runtime_environment
+from infra.environment import STATE_MACHINE_ARN_VARIABLES, runtime_environment
 from infra.functions import (
     EXECUTION_LEASE_MS,
     IN_PROGRESS_TTL_MS,
@@ -49,7 +49,9 @@ from infra.permissions import (
     allow,
 )
 from infra.tables import Tables
-from infra.workflow import PaymentSaga
+from infra.workflow import express_workflows
+from steps import registry
+from steps.registry import Workflow
 
 # The one step that publishes the outbox row to the notifications queue (ParkNotification only records the attempt;
 # the outbox relay publishes what no step did).
@@ -101,7 +103,11 @@ class PaysagaStack(Stack):
                             compensation_concurrency=config.compensation_concurrency)
         start = StartFunction(self, "Start", base, name=names.start_function,
                               reserved_concurrency=config.start_concurrency).function
-        saga = PaymentSaga(self, "Saga", names=names, functions=steps.by_step, log_policy=log_policy)
+        # The payment saga and the operations after checkout (capture, cancel, refund): one Express machine each.
+        workflows = express_workflows(self, names=names, functions=steps.by_step, log_policy=log_policy)
+        saga = workflows[Workflow.PAYMENT]
+        operations = {workflow: workflows[workflow].state_machine for workflow in registry.OPERATIONS}
+        machines = [workflow.state_machine for workflow in workflows.values()]
         gateways = GatewayIntegration(self, "Gateways", base, webhook_function_name=names.webhook_function,
                                       sync_function_name=names.sync_function, secret_name=names.gateway_secret,
                                       webhook_concurrency=config.webhook_concurrency)
@@ -110,11 +116,16 @@ class PaysagaStack(Stack):
         runtime_functions = [start, *steps.by_step.values(), gateways.webhook, gateways.sync, *notifications.functions]
 
         # ---- Who may call what: exactly what each function's code calls (infra/permissions.py) ----
-        # The webhook function runs the start function's handler (saga.handler), whose services name the state
-        # machine; only the start and sync functions run executions.
+        # The webhook function runs the start function's handler (saga.handler), whose services name the saga's state
+        # machine; only the start and sync functions run executions: the saga's, and the operations' (the start
+        # function's capture, cancel and refund routes; the sync's pending operations and expiring authorizations).
         for function in (start, gateways.webhook, gateways.sync):
-            function.add_environment("STATE_MACHINE_ARN", saga.state_machine.state_machine_arn)
-        allow([start, gateways.sync], START_EXECUTION_ACTIONS, [saga.state_machine.state_machine_arn])
+            function.add_environment(STATE_MACHINE_ARN_VARIABLES[Workflow.PAYMENT],
+                                     saga.state_machine.state_machine_arn)
+        for function in (start, gateways.sync):
+            for workflow, machine in operations.items():
+                function.add_environment(STATE_MACHINE_ARN_VARIABLES[workflow], machine.state_machine_arn)
+        allow([start, gateways.sync], START_EXECUTION_ACTIONS, [machine.state_machine_arn for machine in machines])
         allow([start], DYNAMODB_ITEM_ACTIONS, [tables.idempotency.table_arn])
         allow([start], WORKER_SLOT_ACTIONS, [tables.worker_slots.table_arn])
         allow(runtime_functions, SECRET_READ_ACTIONS, [database.functions_secret.secret_arn])
@@ -138,12 +149,13 @@ class PaysagaStack(Stack):
                           log_retention=log_policy.retention, log_encryption_key=keys.logs)
 
         # ---- Migrations before traffic: on every deploy, the schema first, then what serves payments ----
-        for dependent in (*runtime_functions, saga.state_machine, gateways.schedule, *notifications.schedules,
+        for dependent in (*runtime_functions, *machines, gateways.schedule, *notifications.schedules,
                           notifications.consumer_source, api.api.deployment_stage):
             dependent.node.add_dependency(admin.schema)
 
         watched = Watched(
-            api=api, state_machine=saga.state_machine, start_function=start, steps=steps.by_step,
+            api=api, state_machine=saga.state_machine, operation_machines=operations, start_function=start,
+            steps=steps.by_step,
             webhook_function=gateways.webhook, sync_function=gateways.sync,
             database_proxy=database.proxy, database_cluster=database.cluster, cache=cache.group,
             tables=[tables.idempotency, tables.worker_slots], queue=messaging.queue, dlq=messaging.dlq,
@@ -159,6 +171,8 @@ class PaysagaStack(Stack):
 
         CfnOutput(self, "ApiUrl", value=api.api.url)
         CfnOutput(self, "StateMachineArn", value=saga.state_machine.state_machine_arn)
+        for workflow, machine in operations.items():
+            CfnOutput(self, f"{workflow.value.capitalize()}StateMachineArn", value=machine.state_machine_arn)
         CfnOutput(self, "DatabaseProxyEndpoint", value=database.proxy.endpoint)
         CfnOutput(self, "DatabaseSecretArn", value=database.functions_secret.secret_arn)
         CfnOutput(self, "MerchantAdminFunction", value=admin.merchants.function_name,

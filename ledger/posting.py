@@ -13,6 +13,15 @@ Money flow of a card payment (amounts in minor units of one currency):
     opened:    debit  disputes D, credit gateway clearing D (the gateway took D back while the dispute runs);
     won:       debit  gateway clearing D, credit disputes D (the money came back);
     lost:      debit  chargeback losses D, credit disputes D (written off; billing the merchant is finance's call).
+- refund R of a captured payment (one payment_operations row; several per payment, their sum within the capture),
+  two-phase like the payment itself:
+    reserve:   pending  debit  merchant payable R  (the merchant's balance must cover it: the account's flag)
+               pending  credit gateway clearing R
+    post:      release  both pending R, post debit merchant payable R, credit gateway clearing R (money went back);
+    void:      release  both pending R (the gateway refused the refund).
+  Fee policy on refunds: the fee is KEPT. The gateways keep their processing fee on a refund (Stripe and Adyen do
+  not return it), so the merchant's payable is debited the refunded amount and fees revenue is untouched; the
+  saga's own full reversal (`reverse`, a compensation, not a refund the merchant asked for) returns the fee.
 
 Every function takes a Connection whose transaction the caller owns (CommitLedger posts, moves the payment's
 status and writes the outbox in one transaction), is keyword-only and idempotent by (payment_id, kind). Concurrency:
@@ -73,11 +82,13 @@ def _lock_payment(conn: Connection, payment_id: int) -> bool:
     return row is not None
 
 
-def _transactions(conn: Connection, payment_id: int) -> dict[str, _Tx]:
-    """The payment's ledger transactions by kind (at most one per kind: unique (payment_id, kind)), one query."""
+def _transactions(conn: Connection, payment_id: int, operation_id: int | None = None) -> dict[str, _Tx]:
+    """The payment's own ledger transactions by kind (at most one per kind: unique (payment_id, kind) where no
+    operation is named), or one refund's (operation_id), one query."""
+    owner = _TX.c.operation_id.is_(None) if operation_id is None else _TX.c.operation_id == operation_id
     rows = conn.execute(
         select(_TX.c.id, _TX.c.kind, _TX.c.currency, _TX.c.amount_minor, _TX.c.fee_minor).where(
-            _TX.c.payment_id == payment_id
+            _TX.c.payment_id == payment_id, owner
         )
     ).all()
     return {r.kind: _Tx(int(r.id), r.kind, r.currency, int(r.amount_minor), int(r.fee_minor)) for r in rows}
@@ -145,6 +156,7 @@ def _apply(
     pending_transaction_id: int | None = None,
     reverses_transaction_id: int | None = None,
     description: str | None = None,
+    operation_id: int | None = None,
 ) -> LedgerResult:
     """Lock the entries' accounts (ascending id), refuse what would break a flag, else write the transaction."""
     locked = _lock_accounts(conn, {e.account_id for e in entries})
@@ -161,6 +173,7 @@ def _apply(
             pending_transaction_id=pending_transaction_id,
             reverses_transaction_id=reverses_transaction_id,
             description=description,
+            operation_id=operation_id,
         )
         .returning(_TX.c.id)
     ).scalar_one()
@@ -292,6 +305,12 @@ def void(conn: Connection, *, payment_id: int, description: str | None = None) -
                   description=description)
 
 
+def reservation_held(conn: Connection, *, payment_id: int) -> bool:
+    """The payment's reservation is made and neither posted nor voided."""
+    kinds = _transactions(conn, payment_id)
+    return "reserve" in kinds and "post" not in kinds and "void" not in kinds
+
+
 def _after_post(conn: Connection, payment_id: int, kind: str) -> LedgerResult | tuple[dict[str, _Tx], _Tx]:
     """For an operation on a posted payment (reverse, disputes): the payment's transactions and its post, or the
     result saying why there is nothing to do (no payment, `kind` applied before, nothing posted)."""
@@ -351,3 +370,99 @@ def dispute(conn: Connection, *, payment_id: int, kind: str, gateway: str, amoun
     entries = [_Entry(debit, "debit", "post", amount_minor), _Entry(credit, "credit", "post", amount_minor)]
     return _apply(conn, payment_id=payment_id, kind=kind, currency=posted.currency, amount_minor=amount_minor,
                   entries=entries, description=description)
+
+
+def reserve_refund(conn: Connection, *, payment_id: int, operation_id: int, amount_minor: int,
+                   description: str | None = None) -> LedgerResult:
+    """Hold refund `operation_id` of amount_minor: pending debit merchant payable, pending credit gateway clearing.
+    INSUFFICIENT_FUNDS when the merchant's balance cannot cover it (the payable's flag); NOTHING_POSTED when the
+    payment was never posted; EXCEEDS_RESERVATION beyond what was posted."""
+    kind = "refund_reserve"
+    if amount_minor <= 0:
+        raise ValueError(f"amount_minor must be positive, got {amount_minor}")
+    if not _lock_payment(conn, payment_id):
+        return _not(Reason.PAYMENT_NOT_FOUND, payment_id, kind)
+    own = _transactions(conn, payment_id)
+    posted = own.get("post")
+    if posted is None:
+        return _not(Reason.NOTHING_POSTED, payment_id, kind)
+    if "reverse" in own:  # the saga gave the whole payment back: nothing is left to refund
+        return _not(Reason.ALREADY_RESOLVED, payment_id, kind)
+    earlier = _transactions(conn, payment_id, operation_id).get(kind)
+    if earlier is not None:
+        return _result(earlier, payment_id, kind, applied=False, reason=Reason.ALREADY_APPLIED)
+    if amount_minor > posted.amount_minor:
+        return _not(Reason.EXCEEDS_RESERVATION, payment_id, kind)
+    # The post's first posted debit is gateway clearing, its first posted credit merchant payable (see `post`).
+    posted_entries = [e for e in _entries_of(conn, posted.id) if e.effect == "post"]
+    clearing = next(e.account_id for e in posted_entries if e.side == "debit")
+    payable = next(e.account_id for e in posted_entries if e.side == "credit")
+    fee_share = _fee_share(conn, payment_id, posted, amount_minor)
+    fees = fees_revenue_account(conn, currency=posted.currency) if fee_share else None
+    entries = [_Entry(account, side, "pending", amount) for account, side, amount in (
+        (payable, "debit", amount_minor - fee_share), (fees, "debit", fee_share),
+        (clearing, "credit", amount_minor)) if account is not None and amount > 0]
+    return _apply(conn, payment_id=payment_id, kind=kind, currency=posted.currency, amount_minor=amount_minor,
+                  fee_minor=fee_share, entries=entries, description=description, operation_id=operation_id)
+
+
+def _fee_share(conn: Connection, payment_id: int, posted: _Tx, amount_minor: int) -> int:
+    """The part of the payment's fee refund `amount_minor` returns: pro rata, rounded down, and the rest of the fee
+    with the refund that completes the captured amount (so refunds in full return the fee exactly). Counts the
+    payment's other refunds that hold their reservation or posted it (voided ones gave their share back)."""
+    rows = conn.execute(text(
+        "SELECT coalesce(sum(r.amount_minor), 0) AS amount, coalesce(sum(r.fee_minor), 0) AS fee"
+        " FROM ledger_transactions r WHERE r.payment_id = :p AND r.kind = 'refund_reserve'"
+        " AND NOT EXISTS (SELECT 1 FROM ledger_transactions v WHERE v.operation_id = r.operation_id"
+        "                 AND v.kind = 'refund_void')"), {"p": payment_id}).one()
+    refunded, returned = int(rows.amount), int(rows.fee)
+    if refunded + amount_minor >= posted.amount_minor:
+        return max(0, posted.fee_minor - returned)
+    return min(posted.fee_minor * amount_minor // posted.amount_minor, posted.fee_minor - returned)
+
+
+def _refund_resolution(conn: Connection, payment_id: int, operation_id: int, kind: str) -> LedgerResult | _Tx:
+    """The refund's reservation to resolve, or the result explaining why there is nothing to do."""
+    if not _lock_payment(conn, payment_id):
+        return _not(Reason.PAYMENT_NOT_FOUND, payment_id, kind)
+    existing = _transactions(conn, payment_id, operation_id)
+    earlier = existing.get(kind)
+    if earlier is not None:
+        return _result(earlier, payment_id, kind, applied=False, reason=Reason.ALREADY_APPLIED)
+    other = existing.get("refund_void" if kind == "refund_post" else "refund_post")
+    if other is not None:
+        return _result(other, payment_id, kind, applied=False, reason=Reason.ALREADY_RESOLVED)
+    pending = existing.get("refund_reserve")
+    return _not(Reason.NO_RESERVATION, payment_id, kind) if pending is None else pending
+
+
+def post_refund(conn: Connection, *, payment_id: int, operation_id: int, description: str | None = None
+                ) -> LedgerResult:
+    """The refund went back: release its reservation and post it (merchant payable -> gateway clearing)."""
+    kind = "refund_post"
+    found = _refund_resolution(conn, payment_id, operation_id, kind)
+    if isinstance(found, LedgerResult):
+        return found
+    pending = found
+    held = _entries_of(conn, pending.id)
+    entries = [_Entry(e.account_id, e.side, "release", e.amount_minor) for e in held]
+    entries += [_Entry(e.account_id, e.side, "post", e.amount_minor) for e in held]
+    return _apply(conn, payment_id=payment_id, kind=kind, currency=pending.currency,
+                  amount_minor=pending.amount_minor, fee_minor=pending.fee_minor, entries=entries,
+                  pending_transaction_id=pending.id, description=description, operation_id=operation_id)
+
+
+def void_refund(conn: Connection, *, payment_id: int, operation_id: int, description: str | None = None
+                ) -> LedgerResult:
+    """The gateway refused the refund: release its reservation; a no-op result when there is none or it was
+    resolved before."""
+    kind = "refund_void"
+    found = _refund_resolution(conn, payment_id, operation_id, kind)
+    if isinstance(found, LedgerResult):
+        return found
+    pending = found
+    entries = _entries_of(conn, pending.id)
+    released = [_Entry(e.account_id, e.side, "release", e.amount_minor) for e in entries]
+    return _apply(conn, payment_id=payment_id, kind=kind, currency=pending.currency,
+                  amount_minor=pending.amount_minor, entries=released, pending_transaction_id=pending.id,
+                  description=description, operation_id=operation_id)

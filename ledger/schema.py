@@ -30,7 +30,13 @@ from store.schema import CURRENCY_CHECK, metadata, sql_in, timestamp_column
 # disputes: what a gateway took back for an open chargeback; chargeback_losses: what lost ones cost (an expense).
 ACCOUNT_KINDS = ("merchant_payable", "gateway_clearing", "fees_revenue", "disputes", "chargeback_losses")
 # dispute_*: a chargeback opened, won (the money came back) or lost (written off to chargeback losses).
-TRANSACTION_KINDS = ("reserve", "post", "void", "reverse", "dispute_opened", "dispute_won", "dispute_lost")
+# refund_*: one refund of a captured payment (a payment_operations row), two-phase like the payment: reserved, then
+# posted or voided.
+TRANSACTION_KINDS = ("reserve", "post", "void", "reverse", "dispute_opened", "dispute_won", "dispute_lost",
+                     "refund_reserve", "refund_post", "refund_void")
+REFUND_KINDS = ("refund_reserve", "refund_post", "refund_void")
+# The kinds that resolve a pending (two-phase) transaction, each exactly one, once.
+RESOLUTION_KINDS = ("post", "void", "refund_post", "refund_void")
 ENTRY_SIDES = ("debit", "credit")
 # pending: adds to *_pending; release: takes back from *_pending; post: adds to *_posted (TigerBeetle's two phases).
 ENTRY_EFFECTS = ("pending", "release", "post")
@@ -81,6 +87,8 @@ ledger_transactions = Table(
     Column("id", BigInteger, Identity(), primary_key=True),
     Column("payment_id", BigInteger, ForeignKey("payments.id"), nullable=False),
     Column("kind", Text, nullable=False),
+    # The refund (payment_operations row) a refund_* transaction belongs to; a payment may have several refunds.
+    Column("operation_id", BigInteger, ForeignKey("payment_operations.id"), nullable=True),
     # post/void resolve exactly one pending (reserve) transaction, once: UNIQUE makes a second resolution fail.
     Column("pending_transaction_id", BigInteger, ForeignKey("ledger_transactions.id"), nullable=True, unique=True),
     # reverse undoes exactly one post transaction, once.
@@ -90,16 +98,23 @@ ledger_transactions = Table(
     Column("fee_minor", BigInteger, nullable=False, server_default=text("0")),
     Column("description", Text, nullable=True),
     timestamp_column("created_at"),
-    UniqueConstraint("payment_id", "kind", name="uq_ledger_transactions_payment_id_kind"),
     CheckConstraint(sql_in("kind", TRANSACTION_KINDS), name="kind"),
+    CheckConstraint(f"({sql_in('kind', REFUND_KINDS)}) = (operation_id IS NOT NULL)", name="refunds_name_operation"),
     CheckConstraint(CURRENCY_CHECK, name="currency_iso4217"),
     CheckConstraint("amount_minor > 0", name="amount_positive"),
     CheckConstraint("fee_minor >= 0 AND fee_minor <= amount_minor", name="fee_within_amount"),
-    CheckConstraint(
-        "(kind IN ('post', 'void')) = (pending_transaction_id IS NOT NULL)", name="resolution_links_pending"
-    ),
+    CheckConstraint(f"({sql_in('kind', RESOLUTION_KINDS)}) = (pending_transaction_id IS NOT NULL)",
+                    name="resolution_links_pending"),
     CheckConstraint("(kind = 'reverse') = (reverses_transaction_id IS NOT NULL)", name="reversal_links_post"),
 )
+# One transaction of each kind per payment (a replayed step cannot post twice), and per refund for a refund's.
+Index("uq_ledger_transactions_payment_id_kind", ledger_transactions.c.payment_id, ledger_transactions.c.kind,
+      unique=True, postgresql_where=text("operation_id IS NULL"))
+Index("uq_ledger_transactions_operation_id_kind", ledger_transactions.c.operation_id, ledger_transactions.c.kind,
+      unique=True, postgresql_where=text("operation_id IS NOT NULL"))
+# A refund's reservation resolves at most once: a refund cannot hold both a refund_post and a refund_void.
+Index("uq_ledger_transactions_one_refund_resolution", ledger_transactions.c.operation_id, unique=True,
+      postgresql_where=text("kind IN ('refund_post', 'refund_void')"))
 # A reservation resolves at most once: a payment cannot hold both a post and a void.
 Index(
     "uq_ledger_transactions_one_resolution",

@@ -417,32 +417,20 @@ def pay(
                                      "tokens); default: an approved card of the demo merchant's gateway."),
     customer: str = typer.Option("cus_demo", "--customer"),
     order: str | None = typer.Option(None, "--order"),
+    capture_mode: str = typer.Option("automatic", "--capture-mode",
+                                     help="automatic, or manual: authorize and hold (`paysaga payments capture`)."),
     url: str | None = typer.Option(None, "--url", help="Default: the local stack's API."),
 ) -> None:
     """Send one payment as a checkout would, and print the answer."""
-    import httpx  # noqa: PLC0415
-    from ulid import ULID  # noqa: PLC0415
+    from local.payments_cli import send  # noqa: PLC0415
 
-    state = load(stack_dir())
-    base = url or (state.parts["api"].url if "api" in state.parts else None)
-    if base is None:
-        raise StackError("the local API is not running: `paysaga stack up` (or pass --url)")
-    key = merchant_key or ensure_demo_merchant()
-    idem = idempotency_key or str(ULID())
+    use_stack_env()  # the stack's settings: its gateway names the default card
     card = token or TOKENS[load_settings().gateway][Scenario.APPROVE]
-    body = {"amount_minor": amount, "currency": currency, "payment_method_token": card,
-            "customer_reference": customer, "order_reference": order or f"order-{idem}"}
-    try:
-        response = httpx.post(f"{base}/v1/payments", json=body, timeout=330,
-                              headers={"Authorization": f"Bearer {key}", "Idempotency-Key": idem})
-    except httpx.HTTPError as error:
-        raise StackError(f"{base} does not answer: {error}") from None
-    colour = "green" if response.status_code < 300 else "yellow" if response.status_code < 500 else "red"
-    replayed = " (replayed)" if response.headers.get("Idempotent-Replayed") == "true" else ""
-    console.print(f"[bold {colour}]HTTP {response.status_code}[/]{replayed}  Idempotency-Key: {idem}")
-    console.print_json(response.text)
-    if response.status_code >= 500:
-        raise typer.Exit(1)
+    # A 402 is an answer like any other here: only a 5xx fails the command.
+    send("/v1/payments", lambda idem: {
+        "amount_minor": amount, "currency": currency, "payment_method_token": card, "customer_reference": customer,
+        "order_reference": order or f"order-{idem}", "capture_mode": capture_mode},
+         merchant_key=merchant_key, idempotency_key=idempotency_key, url=url, fails_from=500)
 
 
 executions_app = typer.Typer(help="Saga executions: list, inspect, replay.", no_args_is_help=True)
@@ -626,8 +614,10 @@ def simulate(
 
 def _mount_ledger() -> None:
     from local.ledger_cli import ledger_app  # noqa: PLC0415
+    from local.payments_cli import payments_app  # noqa: PLC0415
 
     app.add_typer(ledger_app, name="ledger", callback=use_stack_env)
+    app.add_typer(payments_app, name="payments", callback=use_stack_env)
 
 
 _mount_ledger()

@@ -25,6 +25,7 @@ class Scenario(enum.StrEnum):
     ASYNC_CAPTURE = "async_capture"  # capture acknowledged, confirmed later (Adyen's model)
     ASYNC_CAPTURE_FAILS = "async_capture_fails"
     CAPTURE_FAILS = "capture_fails"
+    REFUND_DECLINED = "refund_declined"  # authorizes and captures; every refund of it is declined
 
 
 # A sandbox token is its scenario's name (a test keeps this equal to SANDBOX_TOKENS); the sandbox has no expired card.

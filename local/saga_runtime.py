@@ -15,9 +15,10 @@ from saga.bootstrap import IdSource, Services, bootstrap
 from saga.idempotency import IdempotencyGate
 from saga.sfn import StepFunctions
 from steps import registry
+from steps.registry import Workflow
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-STATE_MACHINE_FILE = PROJECT_ROOT / "statemachine.asl.json"
+STATE_MACHINE_FILE = PROJECT_ROOT / registry.DEFINITION_FILES[Workflow.PAYMENT]
 LOCAL_STATE_MACHINE_NAME = "paysaga-payment-saga"
 
 
@@ -35,6 +36,18 @@ def local_substitutions() -> dict[str, str]:
     return registry.definition_substitutions(region=LOCAL_REGION, account=LOCAL_ACCOUNT)
 
 
+def create_operation_machines(local: LocalStepFunctions, role: str = "paysaga-local") -> dict[Workflow, str]:
+    """Create the operations' state machines (capture, cancel, refund: each from its own file) on a local runtime."""
+    made: dict[Workflow, str] = {}
+    for workflow in registry.OPERATIONS:
+        made[workflow] = local.create_state_machine(
+            name=f"{LOCAL_STATE_MACHINE_NAME}-{workflow.value}",
+            definition=(PROJECT_ROOT / registry.DEFINITION_FILES[workflow]).read_text(),
+            roleArn=f"arn:aws:iam::{LOCAL_ACCOUNT}:role/{role}", type="EXPRESS",
+            definitionSubstitutions=local_substitutions())["stateMachineArn"]
+    return made
+
+
 def create_saga_machine(local: LocalStepFunctions, definition: Path = STATE_MACHINE_FILE,
                         role: str = "paysaga-local") -> str:
     """Create the saga's state machine on a local runtime; its ARN."""
@@ -46,22 +59,30 @@ def create_saga_machine(local: LocalStepFunctions, definition: Path = STATE_MACH
 
 
 @functools.cache
-def _runtime(definition: Path) -> tuple[LocalStepFunctions, str]:
+def _runtime(definition: Path) -> tuple[LocalStepFunctions, str, dict[Workflow, str]]:
     local = LocalStepFunctions(resolver=resolve_handler, region=LOCAL_REGION, account=LOCAL_ACCOUNT)
-    return local, create_saga_machine(local, definition)
+    return local, create_saga_machine(local, definition), create_operation_machines(local)
+
+
+def _runtime_of(settings: Settings) -> tuple[LocalStepFunctions, str, dict[Workflow, str]]:
+    definition = Path(settings.local_state_machine_file) if settings.local_state_machine_file else STATE_MACHINE_FILE
+    return _runtime(definition.resolve())
 
 
 def local_step_functions(settings: Settings) -> tuple[StepFunctions, str]:
     """(the local runtime, the saga's ARN on it), one per process and definition file (LOCAL_STATE_MACHINE_FILE lets a
     benchmark swap in a trivial machine)."""
-    definition = Path(settings.local_state_machine_file) if settings.local_state_machine_file else STATE_MACHINE_FILE
-    return _runtime(definition.resolve())
+    local, arn, _ = _runtime_of(settings)
+    return local, arn
 
 
 def local_services(settings: Settings, *, step_functions: tuple[StepFunctions, str] | None = None,
-                   gate: IdempotencyGate | None = None, ids: IdSource | None = None) -> Services:
-    """The start path's services off AWS: the deployed state machine when STATE_MACHINE_ARN names one, else the
-    local runtime."""
+                   gate: IdempotencyGate | None = None, ids: IdSource | None = None,
+                   operation_machines: dict[Workflow, str] | None = None) -> Services:
+    """The start path's services off AWS: the deployed state machines when STATE_MACHINE_ARN names one, else the
+    local runtime's (a caller passing its own runtime passes the operations' machines on it too)."""
     if step_functions is None and not settings.state_machine_arn:
-        step_functions = local_step_functions(settings)
-    return bootstrap(settings, step_functions=step_functions, gate=gate, ids=ids)
+        local, arn, operation_machines = _runtime_of(settings)
+        step_functions = (local, arn)
+    return bootstrap(settings, step_functions=step_functions, gate=gate, ids=ids,
+                     operation_machines=operation_machines)

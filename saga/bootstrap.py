@@ -8,7 +8,7 @@ a clock they move, an id source they step), never by patching module attributes.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -23,6 +23,7 @@ from saga.snowflake import create_generator
 from steps.gateway.factory import gateway_for
 from steps.gateway.notices import notice_reader
 from steps.gateway.port import Gateway
+from steps.registry import Workflow
 
 __all__ = ["IdSource", "Services", "bootstrap"]
 
@@ -65,6 +66,18 @@ class Services:
     gateways: Callable[[str], Gateway]
     # Where the execution's history can be read back (the local runtime keeps it; Express on AWS does not).
     keeps_history: bool = field(default=False)
+    # The operations' state machines (capture, cancel, refund) on the same service as the saga's.
+    operation_machines: Mapping[Workflow, str] = field(default_factory=dict)
+
+    def machine_arn(self, workflow: Workflow) -> str:
+        """The ARN of the workflow's state machine; ConfigurationError-like SettingsError when it was not given."""
+        if workflow is Workflow.PAYMENT:
+            return self.state_machine_arn
+        arn = self.operation_machines.get(workflow)
+        if not arn:
+            raise SettingsError(f"no state machine for {workflow.value} operations: set "
+                                f"{workflow.value.upper()}_STATE_MACHINE_ARN (the CDK stack does)")
+        return arn
 
     def close(self) -> None:
         """Give back what the process holds (its Snowflake worker slot)."""
@@ -77,9 +90,11 @@ def bootstrap(
     step_functions: tuple[StepFunctions, str] | None = None,
     gate: IdempotencyGate | None = None,
     ids: IdSource | None = None,
+    operation_machines: Mapping[Workflow, str] | None = None,
 ) -> Services:
     """The services for these settings. `step_functions` is (client, state machine ARN); without it the settings
-    must name the deployed state machine (STATE_MACHINE_ARN): off AWS the local tooling passes its own runtime."""
+    must name the deployed state machine (STATE_MACHINE_ARN): off AWS the local tooling passes its own runtime.
+    `operation_machines`: the operations' state machines on that runtime; without it, the settings' ARNs."""
     if step_functions is None:
         if not settings.state_machine_arn:
             raise SettingsError("STATE_MACHINE_ARN is not set: on AWS it names the payment saga; off AWS the local "
@@ -87,6 +102,11 @@ def bootstrap(
         step_functions = aws_step_functions(settings)
     sfn, arn = step_functions
     engine = db_engine(settings)
+    if operation_machines is None:
+        given = {Workflow.CAPTURE: settings.capture_state_machine_arn,
+                 Workflow.CANCEL: settings.cancel_state_machine_arn,
+                 Workflow.REFUND: settings.refund_state_machine_arn}
+        operation_machines = {workflow: found for workflow, found in given.items() if found}
     return Services(
         settings=settings,
         engine=engine,
@@ -98,4 +118,5 @@ def bootstrap(
         gateways=functools.cache(lambda name: gateway_for(name, settings, timeout_ms=settings.gateway_timeout_ms,
                                                           notices=notice_reader(engine))),
         keeps_history=hasattr(sfn, "get_execution_history") and not settings.state_machine_arn,
+        operation_machines=dict(operation_machines),
     )

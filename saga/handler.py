@@ -2,7 +2,10 @@
 maps the start path's outcomes to HTTP.
 
 POST /v1/payments runs the payment saga synchronously (saga.start); GET /v1/payments/{id} shows one payment to its
-merchant. The services come from the composition root (saga.bootstrap): on AWS one per process, made at the first
+merchant; POST /v1/payments/{id}/capture, .../cancel and .../refunds run an operation after checkout (saga.operate);
+GET /v1/payments/{id}/refunds and /v1/refunds/{id} show refunds.
+
+The services come from the composition root (saga.bootstrap): on AWS one per process, made at the first
 request; off AWS the local tooling makes them and calls `make_handler`.
 """
 
@@ -21,19 +24,31 @@ from core import observability
 from core import telemetry_names as names
 from core.aws import LambdaHandler
 from core.settings import SettingsError, settings
-from saga.api.answers import payment_answer
+from saga.api.answers import operation_answer, payment_answer
 from saga.api.errors import ApiError, error_response, json_response
-from saga.api.payment_view import payment_body
-from saga.api.request import header, idempotency_key, parse_body
+from saga.api.payment_view import operation_body, payment_body
+from saga.api.request import (
+    CancelRequest,
+    CaptureRequest,
+    OperationBody,
+    RefundRequest,
+    header,
+    idempotency_key,
+    parse_body,
+    parse_operation_body,
+)
 from saga.api.webhook_endpoints import add_webhook_routes
 from saga.bootstrap import Services, bootstrap
 from saga.merchant_keys import authenticate
+from saga.operate import OperationRefused, OperationRequest, PaymentNotFound, operate
 from saga.start import Answered, BackendUnavailable, KeyInFlight, KeyReused, StillRunning, start_payment
 from saga.webhooks import receive
 from steps.gateway.notices import WebhookRejected, WebhookSource
 from steps.gateway.port import GatewayNotConfigured
+from steps.registry import Workflow
 from store.disputes import disputes_of_payment
 from store.merchants import Merchant
+from store.operations import get_operation, operations_of_payment
 from store.payments import get_payment
 
 __all__ = ["build_resolver", "handler", "make_handler", "shutdown"]
@@ -76,6 +91,21 @@ def _still_running(answer: StillRunning) -> Response[str]:
                                 {"Location": f"/v1/payments/{payment_id}", "Retry-After": str(RETRY_AFTER_S)}))
 
 
+def _respond(run: Callable[[], Answered | StillRunning]) -> Response[str]:
+    """The answer of a run behind the idempotency gate (a payment's start, an operation), or the refusal it met."""
+    try:
+        answer = run()
+    except KeyInFlight as refused:
+        raise _in_flight() from refused
+    except KeyReused as refused:
+        raise _key_reused() from refused
+    except BackendUnavailable as refused:
+        raise unavailable(refused.what) from refused
+    if isinstance(answer, StillRunning):
+        return _still_running(answer)
+    return _answered(answer)
+
+
 def _proxy(result: dict[str, Any]) -> Response[str]:
     return Response(status_code=int(result["statusCode"]), body=str(result["body"]),
                     headers=dict(result.get("headers") or {}), content_type=None)
@@ -107,35 +137,82 @@ def build_resolver(services: Callable[[], Services]) -> APIGatewayRestResolver:
         merchant = merchant_of(event.headers)
         key = idempotency_key(event.headers)
         request, fingerprint = parse_body(event.body)
-        try:
-            answer = start_payment(services(), merchant=merchant, key=key, request=request, fingerprint=fingerprint,
-                                   render=payment_answer)
-        except KeyInFlight as refused:
-            raise _in_flight() from refused
-        except KeyReused as refused:
-            raise _key_reused() from refused
-        except BackendUnavailable as refused:
-            raise unavailable(refused.what) from refused
-        if isinstance(answer, StillRunning):
-            return _still_running(answer)
-        return _answered(answer)
+        return _respond(lambda: start_payment(services(), merchant=merchant, key=key, request=request,
+                                              fingerprint=fingerprint, render=payment_answer))
 
     @app.get("/v1/payments/<payment_id>")
     def show_payment(payment_id: str) -> Response[str]:
         merchant = merchant_of(app.current_event.headers)
-        if not _PAYMENT_ID.match(payment_id) or int(payment_id) >= 2**63:
-            raise ApiError(400, "PaymentIdMalformed", "the payment id is a decimal number of at most 19 digits",
-                           "payment_id")
+        number = _id(payment_id, "payment_id")
         observability.correlate(payment_id=payment_id)
         try:
             with services().engine.connect() as conn:
-                payment = get_payment(conn, payment_id=int(payment_id))
-                disputes = disputes_of_payment(conn, payment_id=int(payment_id)) if payment is not None else []
+                payment = get_payment(conn, payment_id=number)
+                disputes = disputes_of_payment(conn, payment_id=number) if payment is not None else []
+                operations = operations_of_payment(conn, payment_id=number) if payment is not None else []
         except SQLAlchemyError as error:
             raise unavailable("the database") from error
         if payment is None or payment.merchant_id != merchant.id:  # another merchant's payment does not exist for you
             raise ApiError(404, "PaymentNotFound", f"no payment {payment_id}", "payment_id")
-        return _proxy(json_response(200, payment_body(payment, disputes)))
+        return _proxy(json_response(200, payment_body(payment, disputes, operations)))
+
+    def run_operation(payment_id: str, kind: Workflow) -> Response[str]:
+        event = app.current_event
+        merchant = merchant_of(event.headers)
+        number = _id(payment_id, "payment_id")
+        observability.correlate(payment_id=payment_id)
+        key = idempotency_key(event.headers)
+        scope = {"operation": kind.value, "payment_id": str(number)}
+        body = parse_operation_body(event.body, _OPERATION_BODIES[kind], scope=scope)
+        parsed, fingerprint = body
+        request = OperationRequest(kind=kind, amount_minor=getattr(parsed, "amount_minor", None),
+                                   currency=getattr(parsed, "currency", None), reason=getattr(parsed, "reason", None))
+        try:
+            return _respond(lambda: operate(services(), merchant=merchant, payment_id=number, key=key,
+                                            fingerprint=fingerprint, request=request, render=operation_answer))
+        except PaymentNotFound as refused:
+            raise ApiError(404, "PaymentNotFound", f"no payment {payment_id}", "payment_id") from refused
+        except OperationRefused as refused:
+            raise ApiError(refused.status, refused.error, refused.message, refused.field) from refused
+
+    @app.post("/v1/payments/<payment_id>/capture")
+    def capture_payment(payment_id: str) -> Response[str]:
+        return run_operation(payment_id, Workflow.CAPTURE)
+
+    @app.post("/v1/payments/<payment_id>/cancel")
+    def cancel_payment(payment_id: str) -> Response[str]:
+        return run_operation(payment_id, Workflow.CANCEL)
+
+    @app.post("/v1/payments/<payment_id>/refunds")
+    def refund_payment(payment_id: str) -> Response[str]:
+        return run_operation(payment_id, Workflow.REFUND)
+
+    @app.get("/v1/payments/<payment_id>/refunds")
+    def list_refunds(payment_id: str) -> Response[str]:
+        merchant = merchant_of(app.current_event.headers)
+        number = _id(payment_id, "payment_id")
+        try:
+            with services().engine.connect() as conn:
+                payment = get_payment(conn, payment_id=number)
+                refunds = operations_of_payment(conn, payment_id=number, kind="refund") if payment else []
+        except SQLAlchemyError as error:
+            raise unavailable("the database") from error
+        if payment is None or payment.merchant_id != merchant.id:
+            raise ApiError(404, "PaymentNotFound", f"no payment {payment_id}", "payment_id")
+        return _proxy(json_response(200, {"refunds": [operation_body(r) for r in refunds]}))
+
+    @app.get("/v1/refunds/<refund_id>")
+    def show_refund(refund_id: str) -> Response[str]:
+        merchant = merchant_of(app.current_event.headers)
+        number = _id(refund_id, "refund_id")
+        try:
+            with services().engine.connect() as conn:
+                refund = get_operation(conn, operation_id=number)
+        except SQLAlchemyError as error:
+            raise unavailable("the database") from error
+        if refund is None or refund.kind != "refund" or refund.merchant_id != merchant.id:
+            raise ApiError(404, "RefundNotFound", f"no refund {refund_id}", "refund_id")
+        return _proxy(json_response(200, {"refund": operation_body(refund)}))
 
     @app.post("/v1/webhooks/<gateway>")
     def gateway_webhook(gateway: str) -> Response[str]:
@@ -190,10 +267,26 @@ def build_resolver(services: Callable[[], Services]) -> APIGatewayRestResolver:
     return app
 
 
+def _id(value: str, field: str) -> int:
+    """A payment's or refund's id from the path: a decimal number below 2**63, else 400 naming the field."""
+    if not _PAYMENT_ID.match(value) or int(value) >= 2**63:
+        raise ApiError(400, f"{field.removesuffix('_id').title()}IdMalformed",
+                       f"the {field.removesuffix('_id')} id is a decimal number of at most 19 digits", field)
+    return int(value)
+
+
+_OPERATION_BODIES: dict[Workflow, type[OperationBody]] = {
+    Workflow.CAPTURE: CaptureRequest, Workflow.CANCEL: CancelRequest, Workflow.REFUND: RefundRequest}
+
+
 def _route(event: dict[str, Any]) -> tuple[str, str]:
-    """(method, route) of an API Gateway proxy event; a payment's id in the path reads {id}."""
+    """(method, route) of an API Gateway proxy event; an id in the path reads {id}."""
     method, path = str(event.get("httpMethod") or ""), str(event.get("path") or "")
-    return method, "/v1/payments/{id}" if path.startswith("/v1/payments/") else path
+    for prefix in ("/v1/payments/", "/v1/refunds/"):
+        if path.startswith(prefix):
+            rest = path.removeprefix(prefix).partition("/")[2]
+            return method, f"{prefix}{{id}}" + (f"/{rest}" if rest else "")
+    return method, path
 
 
 def _payment_shown(result: dict[str, Any]) -> str | None:

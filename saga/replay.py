@@ -12,8 +12,10 @@ from ulid import ULID
 from saga.bootstrap import Services
 from saga.execution import PaymentBusyError, run_execution
 from steps.contract import ExecutionInput
+from steps.registry import Workflow
 from store.executions import ExecutionRecord, get_execution
 from store.lifecycle import PaymentStatus as Status
+from store.operations import get_operation
 from store.payments import get_payment
 
 __all__ = ["NOTHING_TO_REPLAY", "ReplayError", "ReplayOutcome", "replay"]
@@ -40,16 +42,24 @@ def replay(services: Services, execution_arn: str) -> ReplayOutcome:
         if original is None:
             raise ReplayError(f"no recorded execution {execution_arn}")
         payment = get_payment(conn, payment_id=original.payment_id)
+        try:
+            recorded = ExecutionInput.parse(original.input, leased=False)
+        except ValueError as error:
+            raise ReplayError(f"execution {execution_arn} recorded an input that is not a saga's: {error}") from error
+        operation = None if recorded.operation_id is None else get_operation(conn, operation_id=recorded.operation_id)
     assert payment is not None, "saga_executions rows are written with their payment"
-    if payment.status in NOTHING_TO_REPLAY:
+    workflow = Workflow.PAYMENT
+    if recorded.operation_id is not None:  # an operation's execution: it is the operation that may be finished
+        if operation is None:
+            raise ReplayError(f"execution {execution_arn} names operation {recorded.operation_id}, which is unknown")
+        if operation.status != "pending":
+            raise ReplayError(f"{operation.kind} {operation.id} is {operation.status}: nothing to replay")
+        workflow = Workflow(operation.kind)
+    elif payment.status in NOTHING_TO_REPLAY:
         raise ReplayError(f"payment {payment.id} is {payment.status}: nothing to replay")
     try:
-        recorded = ExecutionInput.parse(original.input, leased=False)
-    except ValueError as error:
-        raise ReplayError(f"execution {execution_arn} recorded an input that is not a saga's: {error}") from error
-    try:
         run = run_execution(services, name=f"replay-{payment.id}-{ULID()}", saga_input=recorded.with_lease_cleared(),
-                            wait_ms=0, replay_of=original.execution_arn)
+                            wait_ms=0, replay_of=original.execution_arn, workflow=workflow)
     except PaymentBusyError as error:
         raise ReplayError(f"{error}: replay it once that execution has ended") from error
     assert run.execution_arn is not None and run.response is not None, "a replay always runs an execution"

@@ -28,12 +28,13 @@ from saga.bootstrap import Services
 from saga.execution import ExecutionRun, PaymentBusyError, run_execution
 from steps.contract import ExecutionInput
 from steps.errors import ExecutionSuperseded
+from steps.registry import Workflow
 from store import lifecycle
 from store.merchants import Merchant
 from store.payments import Payment, get_payment, insert_payment
 
 __all__ = ["Answered", "BackendUnavailable", "KeyInFlight", "KeyReused", "Render", "StartRefused", "StillRunning",
-           "start_payment"]
+           "answer_within", "open_key", "run_and_answer", "start_payment"]
 
 logger = observability.logger(telemetry_names.SERVICE_START)
 
@@ -78,9 +79,10 @@ class BackendUnavailable(StartRefused):
         self.what = what
 
 
-def _run(services: Services, saga_input: ExecutionInput) -> ExecutionRun:
-    return run_execution(services, name=f"pay-{saga_input.payment_id}-{ULID()}", saga_input=saga_input,
-                         wait_ms=services.settings.lease_wait_ms)
+def _run(services: Services, saga_input: ExecutionInput, workflow: Workflow) -> ExecutionRun:
+    prefix = "pay" if workflow is Workflow.PAYMENT else workflow.value
+    return run_execution(services, name=f"{prefix}-{saga_input.payment_id}-{ULID()}", saga_input=saga_input,
+                         wait_ms=services.settings.lease_wait_ms, workflow=workflow)
 
 
 def start_payment(services: Services, *, merchant: Merchant, key: str, request: PaymentRequest, fingerprint: str,
@@ -90,24 +92,10 @@ def start_payment(services: Services, *, merchant: Merchant, key: str, request: 
     budget_ms = services.settings.start_answer_budget_ms
     deadline = monotonic() + budget_ms / 1_000
     gate = services.gate
-    try:
-        decision = gate.begin(merchant.id, key, fingerprint, new_payment_id=services.ids.next_id)
-    except (BotoCoreError, ClientError) as error:
-        raise BackendUnavailable("the idempotency store") from error
-    except idempotency.GateContentionError as error:
-        raise KeyInFlight() from error  # other requests with this key kept changing its record: one is in flight
-    if isinstance(decision, idempotency.Replay):
-        return Answered(decision.response, replayed=True)
-    if isinstance(decision, idempotency.InFlight):
-        # The holder may be a start that answered 202 and was frozen (Lambda) before storing the final answer: once
-        # the payment is final, its answer is known, so the retry gets it instead of 409 until the key's expiry.
-        finished = _final_answer(services, decision.payment_id, render)
-        if finished is None:
-            raise KeyInFlight()
-        return Answered(finished, replayed=True)  # the answer the holder stores: rendered from the same record
-    if isinstance(decision, idempotency.Mismatch):
-        raise KeyReused()
-
+    decision = open_key(services, merchant=merchant, key=key, fingerprint=fingerprint,
+                        final_answer=lambda payment_id: _final_answer(services, payment_id, render))
+    if isinstance(decision, Answered):
+        return decision
     payment_id, token = decision.payment_id, decision.token
     observability.correlate(payment_id=payment_id, merchant_id=merchant.id)
     saga_input = ExecutionInput(payment_id=payment_id, merchant_id=merchant.id,
@@ -124,26 +112,59 @@ def start_payment(services: Services, *, merchant: Merchant, key: str, request: 
         raise BackendUnavailable("the database") from error
 
     def finish() -> Answered:
-        return _run_and_answer(services, merchant=merchant, key=key, token=token, saga_input=saga_input,
-                               render=render)
+        return run_and_answer(services, merchant=merchant, key=key, token=token, saga_input=saga_input,
+                              render=lambda run: render(run.payment))
 
-    if budget_ms == 0:
+    return answer_within(services, finish, payment_id=payment_id, deadline=deadline, monotonic=monotonic)
+
+
+def answer_within(services: Services, finish: Callable[[], Answered], *, payment_id: int, deadline: float,
+                  monotonic: Callable[[], float] = time.monotonic) -> Answered | StillRunning:
+    """`finish()`'s answer if it comes by `deadline` (the settings' answer budget), else StillRunning with the payment
+    as it stands; with a budget of 0, `finish()` on this thread."""
+    if services.settings.start_answer_budget_ms == 0:
         return finish()
     answer = _in_thread(finish, name=f"saga-{payment_id}")
     try:
         return answer.result(timeout=max(0.0, deadline - monotonic()))
     except FutureTimeout:
         pass
-    # The saga runs on in its thread (on AWS, in Step Functions): it records its outcome and stores the final answer
-    # for the key when it ends. This request answers with the payment as it stands.
+    # The execution runs on in its thread (on AWS, in Step Functions): it records its outcome and stores the final
+    # answer for the key when it ends. This request answers with the payment as it stands.
     answer.add_done_callback(_log_late_failure)
     try:
         with services.engine.connect() as conn:
             payment = get_payment(conn, payment_id=payment_id)
     except SQLAlchemyError as error:
         raise BackendUnavailable("the database") from error
-    assert payment is not None, f"payment {payment_id} was written above"
+    assert payment is not None, f"payment {payment_id} is written before any execution of it"
     return StillRunning(payment)
+
+
+def open_key(services: Services, *, merchant: Merchant, key: str, fingerprint: str,
+             final_answer: Callable[[int], idempotency.StoredResponse | None]
+             ) -> Answered | idempotency.Started | idempotency.Resumed:
+    """The idempotency gate's word on the key: the stored answer, or the key held by this request (with the id of
+    what it runs: a payment's, or an operation's); raise KeyInFlight or KeyReused. `final_answer(id)` is the answer
+    of a run that ended without storing it (None while it has not ended)."""
+    try:
+        decision = services.gate.begin(merchant.id, key, fingerprint, new_payment_id=services.ids.next_id)
+    except (BotoCoreError, ClientError) as error:
+        raise BackendUnavailable("the idempotency store") from error
+    except idempotency.GateContentionError as error:
+        raise KeyInFlight() from error  # other requests with this key kept changing its record: one is in flight
+    if isinstance(decision, idempotency.Replay):
+        return Answered(decision.response, replayed=True)
+    if isinstance(decision, idempotency.InFlight):
+        # The holder may be a start that answered 202 and was frozen (Lambda) before storing the final answer: once
+        # the run has ended, its answer is known, so the retry gets it instead of 409 until the key's expiry.
+        finished = final_answer(decision.payment_id)
+        if finished is None:
+            raise KeyInFlight()
+        return Answered(finished, replayed=True)  # the answer the holder stores: rendered from the same record
+    if isinstance(decision, idempotency.Mismatch):
+        raise KeyReused()
+    return decision
 
 
 def _final_answer(services: Services, payment_id: int, render: Render) -> idempotency.StoredResponse | None:
@@ -153,22 +174,24 @@ def _final_answer(services: Services, payment_id: int, render: Render) -> idempo
             payment = get_payment(conn, payment_id=payment_id)
     except SQLAlchemyError:
         return None  # 409 as before: the retry comes back
-    if payment is None or payment.status not in lifecycle.FINAL:
+    if payment is None or not (payment.status in lifecycle.FINAL
+                               or lifecycle.awaiting_capture(payment.status, payment.capture_mode)):
         return None
     return render(payment)
 
 
-def _run_and_answer(services: Services, *, merchant: Merchant, key: str, token: str, saga_input: ExecutionInput,
-                    render: Render) -> Answered:
-    """Run the saga under the payment's lease, store its answer for the key and return it."""
+def run_and_answer(services: Services, *, merchant: Merchant, key: str, token: str, saga_input: ExecutionInput,
+                   render: Callable[[ExecutionRun], idempotency.StoredResponse | None],
+                   workflow: Workflow = Workflow.PAYMENT) -> Answered:
+    """Run the workflow's execution under the payment's lease, store its answer for the key and return it."""
     gate = services.gate
     try:
-        run = _run(services, saga_input)
-        response = render(run.payment)
+        run = _run(services, saga_input, workflow)
+        response = render(run)
         if response is None and run.response is not None and run.response.get("error") == SUPERSEDED:
             # Another execution holds the payment now: wait for it to end, then answer from what it recorded (or,
             # if it left the payment unfinished, run the saga again under a lease of our own).
-            response = render(_run(services, saga_input).payment)
+            response = render(_run(services, saga_input, workflow))
     except SQLAlchemyError as error:
         gate.release(merchant.id, key, token)  # let the retry resume at once, same payment id
         raise BackendUnavailable("the database") from error

@@ -35,8 +35,10 @@ from core import observability
 from core import telemetry_names as names
 from ledger.posting import dispute
 from steps.gateway.notices import GatewayNotice, NoticeKind, WebhookSource
+from steps.operations.refund import settle_from_gateway
 from store.disputes import close_dispute, dispute_by_reference, open_dispute
 from store.notices import StoredNotice, get_notice, insert_notice, mark_applied, mark_deferred, unapplied_notices
+from store.operations import operations_of_payment
 from store.outbox import insert_event
 from store.payments import Payment, get_payment
 from store.schema import payments
@@ -158,6 +160,8 @@ def _event(conn: Connection, payment: Payment, event_type: str, **details: Any) 
 def _apply(conn: Connection, notice: StoredNotice, payment: Payment) -> str | None:
     """Apply `notice` to `payment` inside the caller's transaction; why it cannot apply yet, or None."""
     kind = NoticeKind(notice.kind)
+    if kind in (NoticeKind.REFUNDED, NoticeKind.REFUND_FAILED) and _settles_a_refund(conn, notice, payment):
+        return None
     if kind in _READ_BY_THE_SAGA:
         return None
     if kind is NoticeKind.REFUND_FAILED:
@@ -170,6 +174,22 @@ def _apply(conn: Connection, notice: StoredNotice, payment: Payment) -> str | No
     if kind is NoticeKind.DISPUTE_OPENED:
         return _open(conn, notice, payment, reference)
     return _close(conn, notice, payment, reference, "won" if kind is NoticeKind.DISPUTE_WON else "lost")
+
+
+def _settles_a_refund(conn: Connection, notice: StoredNotice, payment: Payment) -> bool:
+    """A refund's outcome for one of the payment's refund operations (matched by the gateway's id of the refund):
+    settled here, by the same code the refund's steps run (steps.operations.refund). False when it names none (the
+    saga's own full refund, or a refund whose id the step has not recorded yet: the sync settles that one)."""
+    if notice.operation_reference is None:
+        return False
+    refund = next((o for o in operations_of_payment(conn, payment_id=payment.id, kind="refund")
+                   if o.gateway_reference == notice.operation_reference), None)
+    if refund is None:
+        return False
+    succeeded = NoticeKind(notice.kind) is NoticeKind.REFUNDED
+    settle_from_gateway(conn, refund.id, succeeded=succeeded, reason=notice.reason,
+                        gateway_reference=notice.operation_reference)
+    return True
 
 
 def _open(conn: Connection, notice: StoredNotice, payment: Payment, reference: str) -> str | None:

@@ -7,6 +7,7 @@ Past this step the saga recovers forward: an infrastructure failure here is retr
 
 from __future__ import annotations
 
+from ledger.posting import reservation_held
 from steps import deps
 from steps.authorize import cancel_at_gateway
 from steps.errors import CaptureFailed, CapturePending, TransientError
@@ -50,7 +51,9 @@ def _settle(data: StepInput, payment: Payment, status: GatewayStatus, amount_min
     raise TransientError(f"capture of {payment.id}: unexpected gateway status {status}")
 
 
-def _capture(data: StepInput, gateway: Gateway, payment: Payment, amount_minor: int) -> StepResult:
+def capture_at_gateway(data: StepInput, gateway: Gateway, payment: Payment, amount_minor: int) -> StepResult:
+    """Capture amount_minor of the payment under the one capture key, resolving an unknown outcome by asking; record
+    what the gateway says (captured, submitted, failed) and raise where the caller must wait or turn back."""
     key = str(payment.id)
     if payment.status == Status.CAPTURE_SUBMITTED:  # acknowledged earlier: ask how it ended
         snapshot = gateway.lookup(payment_id=key, gateway_reference=payment.gateway_reference)
@@ -79,6 +82,25 @@ def _capture(data: StepInput, gateway: Gateway, payment: Payment, amount_minor: 
     return _settle(data, payment, answer.status, answer.amount_minor)
 
 
+def _hold_again(data: StepInput, gateway: Gateway, payment: Payment) -> None:
+    """A manual-capture payment parked in this step goes back to `authorized` (where its merchant can capture or
+    cancel it, and the expiry policy sees it) once the gateway confirms the authorization is still open; one whose
+    authorization is gone turns back like a refused capture (the saga's compensations release the reservation)."""
+    with deps.engine().connect() as conn:
+        held = reservation_held(conn, payment_id=payment.id)
+    if not held:  # a compensation released it before the payment was parked: the saga turns back
+        raise CaptureFailed(f"the reservation of manual-capture payment {payment.id} is no longer held")
+    snapshot = gateway.lookup(payment_id=str(payment.id), gateway_reference=payment.gateway_reference)
+    if snapshot is not None and snapshot.status is GatewayStatus.AUTHORIZED:
+        _record(data, Status.AUTHORIZED)
+        return
+    if (snapshot is None and gateway.lookup_is_complete) or (snapshot is not None
+                                                              and snapshot.status in _AUTHORIZATION_GONE):
+        raise CaptureFailed(f"the authorization of manual-capture payment {payment.id} is gone at the gateway")
+    found = "unknown" if snapshot is None else snapshot.status.value
+    raise TransientError(f"manual-capture payment {payment.id} is {found} at the gateway; asking again")
+
+
 @step("CaptureOrVoid")
 def _capture_or_void(data: StepInput) -> StepResult:
     with deps.engine().connect() as conn:
@@ -94,10 +116,16 @@ def _capture_or_void(data: StepInput) -> StepResult:
     if payment.status in lifecycle.FAILED:
         # Failed before (a replay of a failed payment): capture nothing; the Catch voids what may be left.
         raise CaptureFailed(f"payment {payment.id} is {payment.status}: nothing is captured")
+    if payment.capture_mode == "manual":
+        # The merchant captures later (POST /v1/payments/{id}/capture, capture.asl.json): the saga ends here with the
+        # payment authorized and its reservation held.
+        if payment.status == Status.NEEDS_ATTENTION:  # parked here before: held again, if the gateway still holds it
+            _hold_again(data, deps.gateway(payment), payment)
+        return {"action": "held"}
     amount_minor = data.capture_amount_minor or payment.amount_minor
     if amount_minor > payment.amount_minor:
         raise ValueError(f"capture of {amount_minor} exceeds the authorized {payment.amount_minor}")
-    return _capture(data, deps.gateway(payment), payment, amount_minor)
+    return capture_at_gateway(data, deps.gateway(payment), payment, amount_minor)
 
 
 handler = _capture_or_void

@@ -1,7 +1,8 @@
 """The execution input: the one typed contract between the start path (which builds it) and the step runtime (which
 parses it), as the state machine passes it to every step (`"Payload.$": "$"`). The steps read the payment itself
 from PostgreSQL; the input names it (ids as decimal strings: 63-bit ids do not survive JSON parsers that read
-numbers as doubles) and carries what the payment row does not hold: a partial capture and the lease's fencing token.
+numbers as doubles) and carries what the payment row does not hold: a partial capture, the lease's fencing token and,
+for an operation after checkout (a capture, cancel or refund: steps.operations), the operation's id.
 """
 
 from __future__ import annotations
@@ -24,11 +25,13 @@ class ExecutionInput:
     merchant_id: str
     capture_amount_minor: int | None = None
     lease_token: int | None = None  # the fencing token of the execution's lease on the payment (store.leases)
+    operation_id: int | None = None  # the payment_operations row an operation's execution runs (store.operations)
 
     def __post_init__(self) -> None:
         assert 0 < self.payment_id < 2**63, self.payment_id
         assert self.capture_amount_minor is None or _positive_int(self.capture_amount_minor)
         assert self.lease_token is None or _positive_int(self.lease_token)
+        assert self.operation_id is None or 0 < self.operation_id < 2**63, self.operation_id
 
     def with_lease(self, token: int) -> ExecutionInput:
         return dataclasses.replace(self, lease_token=token)
@@ -43,6 +46,8 @@ class ExecutionInput:
             data["capture_amount_minor"] = self.capture_amount_minor
         if self.lease_token is not None:
             data["lease_token"] = self.lease_token
+        if self.operation_id is not None:
+            data["operation_id"] = str(self.operation_id)
         return data
 
     @classmethod
@@ -61,4 +66,9 @@ class ExecutionInput:
         token = event.get("lease_token")
         if (token is not None or leased) and not _positive_int(token):
             raise ValueError(f"execution input needs lease_token, the execution's fencing token, got {token!r}")
-        return cls(payment_id=int(raw_id), merchant_id=merchant, capture_amount_minor=capture, lease_token=token)
+        raw_operation = event.get("operation_id")
+        if raw_operation is not None and (not isinstance(raw_operation, str) or not raw_operation.isdigit()
+                                          or not 0 < int(raw_operation) < 2**63):
+            raise ValueError(f"operation_id must be a decimal string, got {raw_operation!r}")
+        return cls(payment_id=int(raw_id), merchant_id=merchant, capture_amount_minor=capture, lease_token=token,
+                   operation_id=None if raw_operation is None else int(raw_operation))

@@ -80,6 +80,10 @@ class CapturedAtGateway(StepError):
     """A compensation found money captured at the gateway that the saga never recorded: park, never fail."""
 
 
+class RefundFailed(BusinessError):
+    """A refund did not happen: the gateway refused it, or the merchant's balance cannot cover it. Nothing went back."""
+
+
 class CommitRejected(BusinessError):
     """The ledger refused to post the captured payment for a business reason: money goes back."""
 

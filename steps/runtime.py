@@ -30,6 +30,7 @@ class StepInput:
     merchant_id: str
     capture_amount_minor: int | None
     lease_token: int  # the fencing token of the execution's lease on the payment (store.leases)
+    operation_id: int | None  # an operation's execution: the operation it runs (steps.operations)
     error: dict[str, Any] | None  # what a Catch put at $.error: {"Error": ..., "Cause": ...}
     raw: dict[str, Any]
 
@@ -44,6 +45,7 @@ def parse_input(event: dict[str, Any]) -> StepInput:
         merchant_id=saga_input.merchant_id,
         capture_amount_minor=saga_input.capture_amount_minor,
         lease_token=saga_input.lease_token,
+        operation_id=saga_input.operation_id,
         error=error if isinstance(error, dict) else None,
         raw=event,
     )

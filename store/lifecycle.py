@@ -27,6 +27,7 @@ __all__ = [
     "TRANSITIONS",
     "PaymentStatus",
     "allowed",
+    "awaiting_capture",
 ]
 
 class PaymentStatus(enum.StrEnum):
@@ -48,6 +49,7 @@ class PaymentStatus(enum.StrEnum):
     FAILED = "failed"
     NEEDS_ATTENTION = "needs_attention"
     REVIEW = "review"
+    CANCELED = "canceled"  # a manual-capture authorization the merchant (or its expiry policy) cancelled
 
 
 PAYMENT_STATUSES: Final[tuple[str, ...]] = tuple(PaymentStatus)
@@ -55,7 +57,7 @@ PAYMENT_STATUSES: Final[tuple[str, ...]] = tuple(PaymentStatus)
 # The business outcomes of a payment that ended without money moving: the merchant is answered 402.
 FAILED: Final = frozenset({"rejected", "failed", "refunded"})
 # Where a payment's story has ended: no execution moves it again.
-FINAL: Final = frozenset({"succeeded", "review"}) | FAILED
+FINAL: Final = frozenset({"succeeded", "review", "canceled"}) | FAILED
 # The saga's own "compensated" outcomes (refunded: captured, then given back in full).
 COMPENSATED: Final = FAILED
 # Where one execution leaves a payment when it ends: final, or parked for replay.
@@ -83,10 +85,12 @@ TRANSITIONS: Final[dict[str, frozenset[str]]] = {
     "created": frozenset({"validated"}) | _FAIL | _BEFORE_PIVOT_RECOVERY,
     "validated": frozenset({"reserved", "released"}) | _FAIL | _BEFORE_PIVOT_RECOVERY,
     "reserved": frozenset({"authorized", "voided", "released"}) | _BEFORE_PIVOT_RECOVERY,
-    "authorized": frozenset({"capture_submitted", "captured", "capture_failed", "voided", "released"})
+    # canceled: the cancel operation of a manual-capture payment (the authorization voided, the reservation released).
+    "authorized": frozenset({"capture_submitted", "captured", "capture_failed", "voided", "released", "canceled"})
     | _BEFORE_PIVOT_RECOVERY,
     "capture_submitted": frozenset({"captured", "capture_failed", "needs_attention"}),
-    "capture_failed": frozenset({"voided", "released", "needs_attention"}),
+    # canceled: a refused manual capture ends the authorization (voided at the gateway, the reservation released).
+    "capture_failed": frozenset({"voided", "released", "needs_attention", "canceled"}),
     "captured": frozenset({"committed", "refunded", "needs_attention"}),
     "committed": frozenset({"succeeded", "refunded", "needs_attention"}),  # refunded: ReverseLedger + RefundCapture
     "voided": frozenset({"review", "released"}) | _FAIL | _BEFORE_PIVOT_RECOVERY,
@@ -96,6 +100,7 @@ TRANSITIONS: Final[dict[str, frozenset[str]]] = {
     "refunded": frozenset(),
     "succeeded": frozenset(),
     "review": frozenset(),
+    "canceled": frozenset(),
     "rejected": frozenset(),
     "failed": frozenset(),
 }
@@ -103,6 +108,12 @@ TRANSITIONS: Final[dict[str, frozenset[str]]] = {
 
 def allowed(from_status: str, to_status: str) -> bool:
     return from_status == to_status or to_status in TRANSITIONS[from_status]
+
+
+def awaiting_capture(status: str, capture_mode: str) -> bool:
+    """A manual-capture payment the saga has authorized: the saga's work is done (its answer is 201), and the payment
+    waits for the merchant's capture or cancel (or its expiry policy: saga.sync)."""
+    return capture_mode == "manual" and status == PaymentStatus.AUTHORIZED
 
 
 assert set(TRANSITIONS) == set(PAYMENT_STATUSES), "every status has its row of moves"

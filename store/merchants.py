@@ -25,6 +25,7 @@ class Merchant:
     currencies: list[str]
     webhook_url: str | None
     gateway: str
+    expiring_authorization_action: str  # "capture" | "cancel": store.schema.EXPIRY_ACTIONS
     created_at: datetime
     key_rotated_at: datetime | None
 

@@ -26,6 +26,7 @@ class OutboxEvent:
     created_at: datetime
     sent_at: datetime | None
     attempts: int
+    operation_id: int | None  # the operation (capture, cancel, refund) the event tells of
 
 
 def event_message(event: OutboxEvent) -> str:
@@ -37,21 +38,28 @@ def event_message(event: OutboxEvent) -> str:
 
 
 def insert_event(
-    conn: Connection, *, event_id: str, payment_id: int, event_type: str, payload: Mapping[str, Any]
+    conn: Connection, *, event_id: str, payment_id: int, event_type: str, payload: Mapping[str, Any],
+    operation_id: int | None = None,
 ) -> WriteResult:
-    """Write the event unless this payment already has one of this type (or the id exists): ALREADY_EXISTS."""
+    """Write the event unless this payment (or, for an operation's event, this operation) already has one of this
+    type, or the id exists: ALREADY_EXISTS."""
     row = conn.execute(
         insert(outbox)
-        .values(id=event_id, payment_id=payment_id, event_type=event_type, payload=dict(payload))
+        .values(id=event_id, payment_id=payment_id, event_type=event_type, payload=dict(payload),
+                operation_id=operation_id)
         .on_conflict_do_nothing()
         .returning(outbox.c.id)
     ).first()
     return WriteResult(True, Reason.APPLIED) if row is not None else WriteResult(False, Reason.ALREADY_EXISTS)
 
 
-def get_event(conn: Connection, *, payment_id: int, event_type: str) -> OutboxEvent | None:
+def get_event(conn: Connection, *, payment_id: int, event_type: str, operation_id: int | None = None
+              ) -> OutboxEvent | None:
+    """The payment's own event of this type, or the operation's."""
+    owner = outbox.c.operation_id.is_(None) if operation_id is None else outbox.c.operation_id == operation_id
     row = (
-        conn.execute(select(outbox).where(outbox.c.payment_id == payment_id, outbox.c.event_type == event_type))
+        conn.execute(select(outbox).where(outbox.c.payment_id == payment_id, outbox.c.event_type == event_type,
+                                          owner))
         .mappings()
         .first()
     )

@@ -35,6 +35,7 @@ class Payment:
     failure_code: str | None
     failure_message: str | None
     lease_token: int
+    refund_reserved_minor: int  # refunds pending or succeeded (migration 0007's trigger keeps it)
     lease_holder: str | None
     lease_expires_at: datetime | None
     created_at: datetime

@@ -52,6 +52,11 @@ def timestamp_column(name: str, *, nullable: bool = False, default: bool = True)
 
 CURRENCY_CHECK = "currency ~ '^[A-Z]{3}$'"
 EXECUTION_STATUSES = ("RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
+# What happens to a manual-capture authorization its merchant left open until shortly before it would lapse.
+EXPIRY_ACTIONS = ("capture", "cancel")
+# The operations on a payment after its checkout (migration 0007), and where each stands.
+OPERATION_KINDS = ("capture", "cancel", "refund")
+OPERATION_STATUSES = ("pending", "succeeded", "failed")
 
 merchants = Table(
     "merchants",
@@ -65,9 +70,12 @@ merchants = Table(
     Column("webhook_url", Text, nullable=True),
     # Where this merchant's payments go; each payment records it at start (payments.gateway).
     Column("gateway", Text, nullable=False),
+    # The merchant's policy for its manual-capture authorizations nearing expiry (saga.sync acts on it).
+    Column("expiring_authorization_action", Text, nullable=False, server_default=text("'cancel'")),
     timestamp_column("created_at"),
     timestamp_column("key_rotated_at", nullable=True, default=False),
     CheckConstraint(sql_in("gateway", GATEWAY_NAMES), name="gateway"),
+    CheckConstraint(sql_in("expiring_authorization_action", EXPIRY_ACTIONS), name="expiring_authorization_action"),
     CheckConstraint("max_amount_minor > 0", name="max_amount_positive"),
     CheckConstraint("octet_length(api_key_sha256) = 32", name="key_hash_is_sha256"),
 )
@@ -95,6 +103,9 @@ payments = Table(
     # The execution lease (one execution per payment at a time): a fencing token that only goes up, who holds it,
     # until when (the database's clock). Migration 0003 enforces it with the lifecycle.
     Column("lease_token", BigInteger, nullable=False, server_default=text("0")),
+    # What refunds not failed (pending or succeeded) hold of the captured amount; maintained by migration 0007's
+    # trigger on payment_operations, so the CHECK below bounds refunds whatever the code does.
+    Column("refund_reserved_minor", BigInteger, nullable=False, server_default=text("0")),
     Column("lease_holder", Text, nullable=True),
     timestamp_column("lease_expires_at", nullable=True, default=False),
     timestamp_column("created_at"),
@@ -114,6 +125,8 @@ payments = Table(
         "captured_amount_minor IS NULL OR " + sql_in("status", tuple(sorted(HOLDS_CAPTURE))),
         name="captured_never_failed",
     ),
+    CheckConstraint("refund_reserved_minor >= 0 AND refund_reserved_minor <= COALESCE(captured_amount_minor, 0)",
+                    name="refunds_within_captured"),
 )
 
 # The lifecycle's allowed moves, loaded from store.lifecycle.TRANSITIONS by migration 0003; a trigger on payments
@@ -134,9 +147,15 @@ outbox = Table(
     timestamp_column("created_at"),
     timestamp_column("sent_at", nullable=True, default=False),
     Column("attempts", Integer, nullable=False, server_default=text("0")),
-    UniqueConstraint("payment_id", "event_type", name="uq_outbox_payment_id_event_type"),
+    # The operation (a refund: several per payment) an event tells of; none for the payment's own events.
+    Column("operation_id", BigInteger, ForeignKey("payment_operations.id"), nullable=True),
     CheckConstraint("attempts >= 0", name="attempts_non_negative"),
 )
+# One event of each type per payment, and per operation for an operation's (a replayed step cannot announce twice).
+Index("uq_outbox_payment_id_event_type", outbox.c.payment_id, outbox.c.event_type, unique=True,
+      postgresql_where=text("operation_id IS NULL"))
+Index("uq_outbox_operation_id_event_type", outbox.c.operation_id, outbox.c.event_type, unique=True,
+      postgresql_where=text("operation_id IS NOT NULL"))
 # The relay scans unsent rows oldest first.
 Index("ix_outbox_unsent", outbox.c.created_at, postgresql_where=text("sent_at IS NULL"))
 
@@ -259,3 +278,41 @@ webhook_attempts = Table(
     Column("error", Text, nullable=True),
     CheckConstraint("latency_ms >= 0", name="latency_non_negative"),
 )
+
+# ---- Operations after checkout (migration 0007) ----------------------------------------------------------------------
+
+# A capture, cancel or refund a merchant asked for (or the expiry policy started), run by its own state machine. The
+# database bounds them (migration 0007): at most one capture or cancel per payment that has not failed (they exclude
+# each other), refunds only of a captured payment and never more than its captured amount (payments'
+# refunds_within_captured, kept by a trigger), a status that moves once from pending, kind and amount never changed.
+payment_operations = Table(
+    "payment_operations",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=False),  # a Snowflake id; a refund's id in the API
+    Column("payment_id", BigInteger, ForeignKey("payments.id"), nullable=False, index=True),
+    Column("merchant_id", Text, ForeignKey("merchants.id"), nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("status", Text, nullable=False, server_default=text("'pending'")),
+    Column("amount_minor", BigInteger, nullable=True),  # none for a cancel
+    Column("currency", CHAR(3), nullable=False),
+    Column("reason", Text, nullable=True),
+    Column("initiator", Text, nullable=False, server_default=text("'merchant'")),
+    Column("gateway_reference", Text, nullable=True),  # the gateway's id of this operation (Stripe re_..., Adyen psp)
+    Column("failure_code", Text, nullable=True),
+    Column("failure_message", Text, nullable=True),
+    timestamp_column("created_at"),
+    timestamp_column("updated_at"),
+    timestamp_column("completed_at", nullable=True, default=False),
+    CheckConstraint(sql_in("kind", OPERATION_KINDS), name="kind"),
+    CheckConstraint(sql_in("status", OPERATION_STATUSES), name="status"),
+    CheckConstraint(sql_in("initiator", ("merchant", "expiry_policy")), name="initiator"),
+    CheckConstraint(CURRENCY_CHECK, name="currency_iso4217"),
+    CheckConstraint("(kind = 'cancel') = (amount_minor IS NULL) AND (amount_minor IS NULL OR amount_minor > 0)",
+                    name="amount_positive_unless_cancel"),
+    CheckConstraint("(status = 'pending') = (completed_at IS NULL)", name="completed_when_decided"),
+)
+# Capture and cancel exclude each other: one of them per payment, unless it failed.
+Index("uq_payment_operations_one_capture_or_cancel", payment_operations.c.payment_id, unique=True,
+      postgresql_where=text("kind IN ('capture', 'cancel') AND status <> 'failed'"))
+# The sync scans pending operations.
+Index("ix_payment_operations_pending", payment_operations.c.updated_at, postgresql_where=text("status = 'pending'"))

@@ -40,7 +40,12 @@ Card tokens are the sandbox's (local/sandbox/server.py, ``SANDBOX_TOKENS``) plus
 (local/adyen/tokens.py). Declines answer ``resultCode: Refused`` with Adyen's refusal reasons (state.REFUSALS):
 card_declined → Refused (2), expired_card → Expired Card (6), insufficient_funds → Not enough balance (12),
 fraudulent → FRAUD (20). Every capture is asynchronous at Adyen: tok_approve / tok_async_capture settle to CAPTURE
-success; tok_async_capture_fails to CAPTURE_FAILED; tok_capture_fails to CAPTURE success "false". Faults, on the
+success; tok_async_capture_fails to CAPTURE_FAILED; tok_capture_fails to CAPTURE success "false". Refunds settle to
+REFUND success, except those of a payment authorized with tok_refund_declined (REFUND success "false", reason "Refund
+declined") and those beyond what is captured and not refunded yet: Adyen accepts ("received") any refund of a known
+payment and refuses it later, by webhook (REFUND success "false"); forced failures (``outcome=failure``) settle to
+REFUND_FAILED. A refund's webhook carries the refund request's ``reference`` as merchantReference (the saga sends our
+refund id there), its own pspReference and the payment's as originalReference. Faults, on the
 first attempt under an idempotency key, as the sandbox's: tok_timeout_before_send (not processed, no answer until the
 client gives up), tok_timeout_after_commit (processed, answer withheld until the client gives up), tok_5xx_then_success
 (503, nothing processed), tok_slow (answers after ``--slow-ms``). Fault answers (503, 504) are the infrastructure's,

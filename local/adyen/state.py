@@ -533,6 +533,8 @@ def _decide(
         return "REFUND", False, "Refund amount exceeds the captured amount", None
     if succeed is False:
         return "REFUND_FAILED", True, "Refund Failed", None
+    if succeed is None and behaviour_of(payment["card_token"]).refunds_declined:
+        return "REFUND", False, "Refund declined", None  # tok_refund_declined: refused at once by the acquirer
     refunded += amount
     return "REFUND", True, None, (Status.REFUNDED if refunded == captured else Status.CAPTURED, captured, refunded)
 

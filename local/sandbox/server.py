@@ -14,8 +14,15 @@ API (JSON; every POST under /v1 needs an ``Idempotency-Key`` header):
 | ``POST /v1/payments``                          | ``{payment_id, amount_minor, currency, card_token}``           |
 | ``POST /v1/payments/{payment_id}/capture``     | ``{gateway_reference, amount_minor, currency}`` (partial ok)   |
 | ``POST /v1/payments/{payment_id}/void``        | ``{gateway_reference}``                                        |
-| ``POST /v1/payments/{payment_id}/refund``      | ``{gateway_reference, amount_minor, currency}``                |
+| ``POST /v1/payments/{payment_id}/refund``      | ``{gateway_reference, amount_minor, currency[, refund_id]}``:  |
+|                                                | several refunds, each under its own key, up to the captured    |
+|                                                | amount (400 ``amount_too_large`` beyond); ``refund_id`` (our   |
+|                                                | refund's decimal id) names one, its answer has ``refund_id``,  |
+|                                                | ``failure_reason`` and status ``refunded`` / ``refund_failed`` |
 | ``GET  /v1/payments/{payment_id}``             | lookup: the payment's state, 404 if never authorized           |
+| ``GET  /v1/payments/{payment_id}/refunds/{id}``| one refund by its ``refund_id``: ``{payment_id, refund_id,     |
+|                                                | idempotency_key, operation_reference, status, amount_minor,    |
+|                                                | currency, failure_reason}``, 404 if never made                 |
 | ``GET  /_sandbox/calls?payment_id=``           | the call log (each valid request, with ``committed``)          |
 | ``POST /_sandbox/reset``                       | forget everything, restore the startup config                  |
 | ``POST /_sandbox/config``                      | any of ``latency_ms, slow_ms, settle_after_ms, withhold_max_ms`` |
@@ -40,6 +47,8 @@ the same key gets through. Attempts are counted in SQLite, so a restart does not
 |                              | then makes it ``captured`` (Adyen-like)                                            |
 | ``tok_async_capture_fails``  | as above, but it settles to ``capture_failed``                                     |
 | ``tok_capture_fails``        | capture answers ``capture_failed`` at once                                         |
+| ``tok_refund_declined``      | authorized and captured as ``tok_approve``; every refund of it is declined:        |
+|                              | ``refund_failed``, ``failure_reason`` ``declined``, nothing given back             |
 
 Call log rows: ``seq, at_ms, operation, payment_id, idempotency_key, amount_minor, http_status, outcome (the status
 answered, an error code, or dropped_before_processing / unavailable / answer_withheld), replayed, committed``.
@@ -74,6 +83,7 @@ from steps.gateway.port import DeclineReason, GatewayStatus, Operation
 _log = logging.getLogger(__name__)
 MAX_DELAY_MS = 60_000  # bound on every configurable delay
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
+_REFUND_ID = re.compile(r"^[0-9]{1,19}$")  # our refunds' Snowflake ids, as decimal strings
 
 
 class Fault(enum.Enum):
@@ -89,6 +99,7 @@ class TokenBehaviour:
     decline_reason: DeclineReason | None = None
     capture_mode: str = CaptureMode.SYNC
     fault: Fault = Fault.NONE
+    refunds_declined: bool = False  # every refund of the payment is declined (refund_failed)
 
 
 SANDBOX_TOKENS: dict[str, TokenBehaviour] = {
@@ -103,6 +114,7 @@ SANDBOX_TOKENS: dict[str, TokenBehaviour] = {
     "tok_async_capture": TokenBehaviour(capture_mode=CaptureMode.ASYNC_CAPTURED),
     "tok_async_capture_fails": TokenBehaviour(capture_mode=CaptureMode.ASYNC_FAILED),
     "tok_capture_fails": TokenBehaviour(capture_mode=CaptureMode.FAILS),
+    "tok_refund_declined": TokenBehaviour(refunds_declined=True),
 }
 
 
@@ -139,6 +151,13 @@ def _currency(body: dict[str, Any]) -> str:
     if not isinstance(currency, str) or not _CURRENCY.match(currency):
         raise BadRequest("currency must be an ISO 4217 code")
     return currency
+
+
+def _refund_id(body: dict[str, Any]) -> str | None:
+    refund_id = body.get("refund_id")
+    if refund_id is not None and (not isinstance(refund_id, str) or not _REFUND_ID.match(refund_id)):
+        raise BadRequest("refund_id must be a decimal string of 1 to 19 digits")
+    return refund_id
 
 
 def _delay_ms(value: Any, name: str, *, nullable: bool = False) -> int | None:
@@ -195,6 +214,7 @@ class SandboxApp:
                     return _error(400, "reference_mismatch", f"gateway_reference is not {payment_id}'s reference")
             amount_minor = None if operation is Operation.VOID else _amount(body)
             currency = None if operation is Operation.VOID else _currency(body)
+            refund_id = _refund_id(body) if operation is Operation.REFUND else None
         except BadRequest as bad:
             return _error(400, "invalid_request", str(bad))
         behaviour = SANDBOX_TOKENS[card_token]
@@ -207,6 +227,8 @@ class SandboxApp:
             card_token=card_token if operation is Operation.AUTHORIZE else None,
             decline_reason=behaviour.decline_reason,
             capture_mode=behaviour.capture_mode,
+            refund_id=refund_id,
+            refunds_declined=behaviour.refunds_declined,
         )
         first = self.store.count_attempt(key) == 1
         if first and behaviour.fault is Fault.DROP_FIRST:
@@ -240,6 +262,10 @@ class SandboxApp:
     async def lookup(self, request: Request) -> JSONResponse:
         await asyncio.sleep(self.config.latency_ms / 1000)
         return _json(self.store.snapshot(request.path_params["payment_id"]))
+
+    async def refund_of(self, request: Request) -> JSONResponse:
+        await asyncio.sleep(self.config.latency_ms / 1000)
+        return _json(self.store.refund(request.path_params["payment_id"], request.path_params["refund_id"]))
 
     async def calls(self, request: Request) -> JSONResponse:
         return JSONResponse({"calls": self.store.calls(request.query_params.get("payment_id"))})
@@ -284,6 +310,7 @@ def create_app(db_path: Path, config: SandboxConfig | None = None) -> Starlette:
         Route("/v1/payments/{payment_id}/void", handlers.void, methods=["POST"]),
         Route("/v1/payments/{payment_id}/refund", handlers.refund, methods=["POST"]),
         Route("/v1/payments/{payment_id}", handlers.lookup, methods=["GET"]),
+        Route("/v1/payments/{payment_id}/refunds/{refund_id}", handlers.refund_of, methods=["GET"]),
         Route("/_sandbox/calls", handlers.calls, methods=["GET"]),
         Route("/_sandbox/reset", handlers.reset, methods=["POST"]),
         Route("/_sandbox/config", handlers.configure, methods=["POST"]),

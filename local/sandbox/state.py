@@ -32,6 +32,18 @@ CREATE TABLE IF NOT EXISTS payments (
     capture_submitted_at_ms INTEGER,
     updated_at_ms INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS refunds (
+    idempotency_key TEXT PRIMARY KEY,
+    payment_id TEXT NOT NULL,
+    refund_id TEXT,
+    operation_reference TEXT NOT NULL UNIQUE,
+    status TEXT NOT NULL,
+    amount_minor INTEGER NOT NULL,
+    currency TEXT NOT NULL,
+    failure_reason TEXT,
+    created_at_ms INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS refunds_by_id ON refunds (payment_id, refund_id);
 CREATE TABLE IF NOT EXISTS idempotency (
     key TEXT PRIMARY KEY,
     fingerprint TEXT NOT NULL,
@@ -71,6 +83,12 @@ class OperationRequest:
     card_token: str | None = None  # authorize only; later operations use the payment's stored token
     decline_reason: DeclineReason | None = None
     capture_mode: str = CaptureMode.SYNC
+    refund_id: str | None = None  # refund only: one of several refunds of the payment, named by the caller
+    refunds_declined: bool = False  # the card token declines every refund
+
+
+# Why a sandbox refund of a tok_refund_declined payment is declined (what Stripe names a refund's failure_reason).
+REFUND_DECLINED_REASON = "declined"
 
 
 def _result(
@@ -82,21 +100,22 @@ def _result(
     amount_minor: int,
     currency: str,
     decline_reason: DeclineReason | None = None,
+    failure_reason: str | None = None,
 ) -> Answer:
-    return Answer(
-        200,
-        {
-            "operation": request.operation.value,
-            "status": status.value,
-            "payment_id": request.payment_id,
-            "idempotency_key": request.key,
-            "gateway_reference": reference,
-            "operation_reference": operation_reference,
-            "amount_minor": amount_minor,
-            "currency": currency,
+    body: JsonDict = {
+        "operation": request.operation.value,
+        "status": status.value,
+        "payment_id": request.payment_id,
+        "idempotency_key": request.key,
+        "gateway_reference": reference,
+        "operation_reference": operation_reference,
+        "amount_minor": amount_minor,
+        "currency": currency,
             "decline_reason": None if decline_reason is None else decline_reason.value,
-        },
-    )
+    }
+    if request.operation is Operation.REFUND:
+        body.update(refund_id=request.refund_id, failure_reason=failure_reason)
+    return Answer(200, body)
 
 
 def _now_ms() -> int:
@@ -118,7 +137,7 @@ class SandboxStore(ServerDb):
 
     def reset(self) -> None:
         with self._write() as db:
-            for table in ("payments", "idempotency", "attempts", "calls"):
+            for table in ("payments", "refunds", "idempotency", "attempts", "calls"):
                 db.execute(f"DELETE FROM {table}")  # noqa: S608  # fixed table names
 
     # --- requests -------------------------------------------------------------------------------------------
@@ -153,7 +172,8 @@ class SandboxStore(ServerDb):
     def execute(self, request: OperationRequest) -> Answer:
         """One operation in one transaction: replay a stored answer, refuse a reused key, or act and store."""
         fingerprint = json.dumps(
-            [request.operation.value, request.payment_id, request.amount_minor, request.currency, request.card_token]
+            [request.operation.value, request.payment_id, request.amount_minor, request.currency, request.card_token,
+             request.refund_id]
         )
         with self._write() as db:
             stored = db.execute("SELECT * FROM idempotency WHERE key = ?", (request.key,)).fetchone()
@@ -270,13 +290,50 @@ class SandboxStore(ServerDb):
         refundable_minor = row["capture_minor"] - row["refunded_minor"]
         if amount_minor > refundable_minor:
             return _error(400, "amount_too_large", f"refund {amount_minor} exceeds the refundable {refundable_minor}")
+        if request.refund_id is not None and db.execute(
+            "SELECT 1 FROM refunds WHERE payment_id = ? AND refund_id = ?", (payment_id, request.refund_id)
+        ).fetchone():
+            # Only reachable under another key: the adapter derives the key from the refund id.
+            return _error(409, "refund_exists", f"refund {request.refund_id} was made under another key")
+        failure_reason = REFUND_DECLINED_REASON if request.refunds_declined else None
+        refund_status = GatewayStatus.REFUND_FAILED if request.refunds_declined else GatewayStatus.REFUNDED
         db.execute(
-            "UPDATE payments SET status = ?, refunded_minor = refunded_minor + ?, updated_at_ms = ?"
-            " WHERE payment_id = ?",
-            (GatewayStatus.REFUNDED.value, amount_minor, now_ms, payment_id),
+            "INSERT INTO refunds (idempotency_key, payment_id, refund_id, operation_reference, status, amount_minor,"
+            " currency, failure_reason, created_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (request.key, payment_id, request.refund_id, modification["operation_reference"], refund_status.value,
+             amount_minor, currency, failure_reason, now_ms),
         )
+        if refund_status is GatewayStatus.REFUNDED:  # a declined refund gave nothing back
+            db.execute(
+                "UPDATE payments SET status = ?, refunded_minor = refunded_minor + ?, updated_at_ms = ?"
+                " WHERE payment_id = ?",
+                (GatewayStatus.REFUNDED.value, amount_minor, now_ms, payment_id),
+            )
         return _result(
-            request, status=GatewayStatus.REFUNDED, amount_minor=amount_minor, currency=currency, **modification
+            request, status=refund_status, amount_minor=amount_minor, currency=currency,
+            failure_reason=failure_reason, **modification,
+        )
+
+    def refund(self, payment_id: str, refund_id: str) -> Answer:
+        """One refund of a payment, by the refund id it was made with; 404 when there is none."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT * FROM refunds WHERE payment_id = ? AND refund_id = ?", (payment_id, refund_id)
+            ).fetchone()
+        if row is None:
+            return _error(404, "refund_not_found", f"no refund {refund_id} of payment {payment_id}")
+        return Answer(
+            200,
+            {
+                "payment_id": row["payment_id"],
+                "refund_id": row["refund_id"],
+                "idempotency_key": row["idempotency_key"],
+                "operation_reference": row["operation_reference"],
+                "status": row["status"],
+                "amount_minor": row["amount_minor"],
+                "currency": row["currency"],
+                "failure_reason": row["failure_reason"],
+            },
         )
 
     # --- asynchronous capture -------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
-"""The properties of DESIGN 12 (1..13 as first numbered; 14: DESIGN 12.15, notifications), checked from where the
-truth lives: PostgreSQL (ledger, payments, outbox, executions, webhook deliveries), the sandbox gateway's own call log
-and payment state, the SQS queue, the notification targets (an SNS subscriber, an EventBridge rule's queue, the
-merchant's endpoint) and the DynamoDB idempotency table. Nothing here asks the saga's code what it thinks it did."""
+"""The properties of DESIGN 12, numbered as there (13: refunds within the capture, capture and cancel exclusive;
+14: gateway webhooks; 15: notifications), checked from where the truth lives: PostgreSQL (ledger, payments,
+operations, outbox, executions, webhook deliveries), each gateway's own call log and payment state, the SQS queue,
+the notification targets (an SNS subscriber, an EventBridge rule's queue, the merchant's endpoint) and the DynamoDB
+idempotency table. Nothing here asks the saga's code what it thinks it did."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import DBAPIError
 
-from local.saga_runtime import STATE_MACHINE_FILE
+from local.saga_runtime import PROJECT_ROOT
 from local.simulate.faults import Where
 from local.simulate.world import Backends
 from saga.idempotency import COMPLETED, record_key
@@ -38,14 +39,17 @@ NO_RESULT = frozenset({ExecutionSuperseded.__name__})
 
 
 def _retried_errors() -> dict[str, frozenset[str]]:
-    """Per step (the function a Task invokes): the error names its Task's Retry list covers."""
-    definition = json.loads(STATE_MACHINE_FILE.read_text())
+    """Per step (the function a Task invokes, in any workflow's definition): the error names its Task's Retry list
+    covers."""
     retried: dict[str, frozenset[str]] = {}
-    for state in definition["States"].values():
-        function = state.get("Parameters", {}).get("FunctionName", "")
-        if state.get("Type") == "Task" and function:
-            step = registry.step_of_substitution(function)
-            retried[step] = frozenset(name for rule in state.get("Retry", []) for name in rule["ErrorEquals"])
+    for file in registry.DEFINITION_FILES.values():
+        definition = json.loads((PROJECT_ROOT / file).read_text())
+        for state in definition["States"].values():
+            function = state.get("Parameters", {}).get("FunctionName", "")
+            if state.get("Type") == "Task" and function:
+                step = registry.step_of_substitution(function)
+                retried[step] = retried.get(step, frozenset()) | frozenset(
+                    name for rule in state.get("Retry", []) for name in rule["ErrorEquals"])
     return retried
 
 
@@ -56,6 +60,13 @@ def _no_result(step: str, answer: Any) -> bool:
     error = answer.get("error") if isinstance(answer, dict) and set(answer) == {"error"} else None
     return error is not None and (error in NO_RESULT or error in RETRIED.get(step, frozenset()))
 SAME_VOID = {"voided": "no_open_authorization", "nothing_to_void": "no_open_authorization"}
+# An operation's step that finds its operation decided answers from the record: the outcome, told in the record's
+# words ("succeeded" for a cancel that answered "canceled", a capture that answered "captured"), with fewer details.
+SAME_OPERATION_OUTCOME = {"CancelAuthorization": {"succeeded": "canceled"},
+                          "CaptureAuthorization": {"succeeded": "captured"}}
+# The operation's events (outbox.operation_id), by the operation's kind and final status.
+OPERATION_EVENTS = {("capture", "succeeded"): "payment.captured", ("cancel", "succeeded"): "payment.canceled",
+                    ("refund", "succeeded"): "refund.succeeded", ("refund", "failed"): "refund.failed"}
 
 
 @dataclass(frozen=True)
@@ -184,7 +195,7 @@ class _Checker:
             "  - coalesce(sum(e.amount_minor) FILTER (WHERE e.effect = 'post' AND e.side = 'credit'), 0) AS net"
             "  FROM payments p JOIN ledger_transactions t ON t.payment_id = p.id"
             "  JOIN ledger_entries e ON e.transaction_id = t.id"
-            " WHERE p.id = ANY(:ids) AND p.status IN ('rejected', 'failed', 'refunded', 'review')"
+            " WHERE p.id = ANY(:ids) AND p.status IN ('rejected', 'failed', 'refunded', 'review', 'canceled')"
             " GROUP BY p.id, p.status, e.account_id"), {"ids": self.payment_ids}).all()
         for r in rows:
             self.expect(2, (r.dp, r.cp, r.net) == (0, 0, 0),
@@ -198,17 +209,26 @@ class _Checker:
             first, second = _normal(dup.first), _normal(dup.second)
             if _no_result(dup.step, first) or _no_result(dup.step, second):
                 continue  # "try again" is no result (a concurrent run moved the payment); its effect is checked below
+            if dup.step in registry.OPERATION_STEPS:
+                first, second = _operation_outcome(dup.step, first), _operation_outcome(dup.step, second)
+                shared = set(first) & set(second)  # a step answering from the record tells fewer details
+                first, second = {k: first[k] for k in shared}, {k: second[k] for k in shared}
             self.expect(3, first == second, f"{dup.step} delivered twice answered {dup.first} then {dup.second}",
                         dup.payment_id)
-        kinds = conn.execute(text("SELECT payment_id, kind, count(*) FROM ledger_transactions"
-                                  " WHERE payment_id = ANY(:ids) GROUP BY 1, 2"), {"ids": self.payment_ids}).all()
-        for pid, kind, count in kinds:
-            self.expect(3, count == 1, f"{count} ledger transactions of kind {kind}", int(pid))
+        kinds = conn.execute(text("SELECT payment_id, kind, operation_id, count(*) AS n FROM ledger_transactions"
+                                  " WHERE payment_id = ANY(:ids) GROUP BY 1, 2, 3"), {"ids": self.payment_ids}).all()
+        for row in kinds:
+            whose = "" if row.operation_id is None else f" for refund {row.operation_id}"
+            self.expect(3, row.n == 1, f"{row.n} ledger transactions of kind {row.kind}{whose}", int(row.payment_id))
         for pid, log in calls.items():
-            for operation in ("authorize", "capture", "void", "refund"):
+            for operation in ("authorize", "capture", "void"):
                 moved = [c for c in log if c["operation"] == operation and c["committed"]
                          and c["outcome"] not in ("capture_failed", "declined")]
                 self.expect(3, len(moved) <= 1, f"the gateway took {len(moved)} {operation}s", pid)
+            refunds = Counter(c["idempotency_key"] for c in log if c["operation"] == "refund" and c["committed"]
+                              and c["outcome"] not in ("refund_failed", "declined"))
+            for key, count in refunds.items():
+                self.expect(3, count <= 1, f"the gateway took refund {key} {count} times", pid)
         events = conn.execute(text("SELECT id, payment_id, sent_at FROM outbox WHERE payment_id = ANY(:ids)"),
                               {"ids": self.payment_ids}).all()
         by_event = Counter(str(m.get("id")) for m in queue)
@@ -243,6 +263,39 @@ class _Checker:
             if r.resolutions == 1:
                 self.expect(4, r.released == r.amount_minor and r.posted <= r.amount_minor,
                             f"reservation {r.id} of {r.amount_minor}: released {r.released}, posted {r.posted}", pid)
+        self.refund_reservations(conn)
+
+    def refund_reservations(self, conn: Connection) -> None:
+        """A refund's reservation resolves at most once, in full: a decided refund that reserved has exactly one
+        refund_post or refund_void of the reserve's amount, releasing all of it; a pending one none; a succeeded one
+        reserved and posted."""
+        rows = conn.execute(text(
+            "SELECT o.id, o.payment_id, o.status, o.amount_minor AS asked, r.id AS reserve, r.amount_minor AS held,"
+            "  array_remove(array_agg(x.kind ORDER BY x.id), NULL) AS resolutions,"
+            "  coalesce(sum(x.amount_minor), 0) AS resolved,"
+            "  (SELECT coalesce(sum(e.amount_minor), 0) FROM ledger_transactions y JOIN ledger_entries e"
+            "     ON e.transaction_id = y.id WHERE y.pending_transaction_id = r.id AND e.effect = 'release'"
+            "     AND e.side = 'debit') AS released"
+            "  FROM payment_operations o"
+            "  LEFT JOIN ledger_transactions r ON r.operation_id = o.id AND r.kind = 'refund_reserve'"
+            "  LEFT JOIN ledger_transactions x ON x.pending_transaction_id = r.id"
+            " WHERE o.kind = 'refund' AND o.payment_id = ANY(:ids)"
+            " GROUP BY o.id, o.payment_id, o.status, o.amount_minor, r.id, r.amount_minor"),
+            {"ids": self.payment_ids}).all()
+        for r in rows:
+            pid, kinds = int(r.payment_id), list(r.resolutions)
+            if r.reserve is None:
+                self.expect(4, r.status != "succeeded" and not kinds,
+                            f"refund {r.id} is {r.status} with no reservation (resolutions {kinds})", pid)
+                continue
+            self.expect(4, r.held == r.asked, f"refund {r.id} of {r.asked} reserved {r.held}", pid)
+            if r.status == "pending":
+                self.expect(4, not kinds, f"refund {r.id} is pending, its reservation resolved by {kinds}", pid)
+                continue
+            expected = "refund_post" if r.status == "succeeded" else "refund_void"
+            self.expect(4, kinds == [expected] and r.resolved == r.held == r.released,
+                        f"refund {r.id} {r.status}: reservation of {r.held} resolved by {kinds} for {r.resolved}, "
+                        f"released {r.released}", pid)
 
     # 5 ----------------------------------------------------------------------------------------------------------
     def accounts(self, conn: Connection) -> None:
@@ -294,7 +347,8 @@ class _Checker:
         for outcome, answers in self.run.same_key_answers:
             pid = outcome.payment_id
             executions = conn.execute(text("SELECT count(*) FROM saga_executions WHERE payment_id = :id"
-                                           " AND replay_of IS NULL"), {"id": pid}).scalar_one()
+                                           " AND replay_of IS NULL AND input->>'operation_id' IS NULL"),
+                                      {"id": pid}).scalar_one()
             self.expect(7, executions == 1, f"{len(answers)} concurrent requests, one key: {executions} sagas", pid)
             authorized = [c for c in calls.get(pid or -1, []) if c["operation"] == "authorize" and c["committed"]]
             self.expect(7, len(authorized) <= 1, f"one key, {len(authorized)} authorizations", pid)
@@ -311,6 +365,7 @@ class _Checker:
         self.idempotency_records(conn)
 
     def idempotency_records(self, conn: Connection) -> None:
+        manual = self._manual(conn)
         statuses: dict[int, str] = {int(r[0]): str(r[1]) for r in conn.execute(
             text("SELECT id, status FROM payments WHERE id = ANY(:ids)"), {"ids": self.payment_ids}).all()}
         for outcome in self.run.outcomes:
@@ -325,9 +380,13 @@ class _Checker:
                         f"key {outcome.key} records payment {pid}, the request made {outcome.payment_id}", pid)
             if item["status"]["S"] == COMPLETED:
                 code, status = int(item["response_status"]["N"]), statuses.get(pid)
-                consistent = (code == 201 and status == "succeeded") or code == 202 or \
+                consistent = (code == 201 and _checked_out(status, pid in manual)) or code == 202 or \
                     (code == 402 and status in COMPENSATED)
                 self.expect(9, consistent, f"key {outcome.key} stored {code} for a payment now {status}", pid)
+
+    def _manual(self, conn: Connection) -> set[int]:
+        return {int(r[0]) for r in conn.execute(text(
+            "SELECT id FROM payments WHERE id = ANY(:ids) AND capture_mode = 'manual'"), {"ids": self.payment_ids})}
 
     # 10 ---------------------------------------------------------------------------------------------------------
     def snowflakes(self) -> None:
@@ -339,11 +398,29 @@ class _Checker:
             self.expect(10, ordered, f"process {process.name} minted ids out of order")
 
     # 11 ---------------------------------------------------------------------------------------------------------
-    def gateway_keys(self, calls: dict[int, list[dict[str, Any]]]) -> None:
+    def gateway_keys(self, conn: Connection, calls: dict[int, list[dict[str, Any]]]) -> None:
+        """One key per authorization, capture and void of a payment; each refund asked under its own key only,
+        `{payment}:refund:{refund}` (the saga's own refund of a whole payment: `{payment}:refund`)."""
+        refunds: dict[int, set[int]] = defaultdict(set)
+        succeeded: dict[int, set[int]] = defaultdict(set)
+        for op_id, pid, status in conn.execute(text(
+                "SELECT id, payment_id, status FROM payment_operations WHERE kind = 'refund'"
+                " AND payment_id = ANY(:ids)"), {"ids": self.payment_ids}).all():
+            refunds[int(pid)].add(int(op_id))
+            if status == "succeeded":
+                succeeded[int(pid)].add(int(op_id))
         for pid, log in calls.items():
-            for operation in ("authorize", "capture"):
+            for operation in ("authorize", "capture", "void"):
                 keys = {c["idempotency_key"] for c in log if c["operation"] == operation}
                 self.expect(11, len(keys) <= 1, f"{operation} asked with keys {sorted(keys)}", pid)
+            allowed = {f"{pid}:refund"} | {f"{pid}:refund:{r}" for r in refunds.get(pid, set())}
+            asked = {c["idempotency_key"] for c in log if c["operation"] == "refund"}
+            self.expect(11, asked <= allowed, f"refunds asked under keys {sorted(asked - allowed)}, which name no "
+                                              f"refund of the payment", pid)
+            took = {c["idempotency_key"] for c in log if c["operation"] == "refund" and c["committed"]}
+            for refund in succeeded.get(pid, set()):
+                self.expect(11, f"{pid}:refund:{refund}" in took,
+                            f"refund {refund} succeeded, but the gateway never took it under its key", pid)
 
     # 12 ---------------------------------------------------------------------------------------------------------
     def answers(self, conn: Connection) -> None:
@@ -351,10 +428,12 @@ class _Checker:
         compensated one, and a twin that answered from a final status saw the one the payment has."""
         final: dict[int, str] = {int(r[0]): str(r[1]) for r in conn.execute(
             text("SELECT id, status FROM payments WHERE id = ANY(:ids)"), {"ids": self.payment_ids}).all()}
+        manual = self._manual(conn)
         for outcome in self.run.outcomes:
             status = final.get(outcome.payment_id or -1)
             if outcome.http_status == 201:
-                self.expect(12, status == "succeeded", f"answered 201 for a payment now {status}", outcome.payment_id)
+                self.expect(12, _checked_out(status, outcome.payment_id in manual),
+                            f"answered 201 for a payment now {status}", outcome.payment_id)
             elif outcome.http_status == 402:
                 self.expect(12, status in COMPENSATED, f"answered 402 for a payment now {status}",
                             outcome.payment_id)
@@ -366,10 +445,12 @@ class _Checker:
 
     def money(self, conn: Connection, statuses: Counter[str]) -> None:
         rows = conn.execute(text(
-            "SELECT p.id, p.status, p.captured_amount_minor,"
+            "SELECT p.id, p.status, p.capture_mode, p.captured_amount_minor,"
             "  array_remove(array_agg(t.kind ORDER BY t.id), NULL) AS kinds,"
             "  max(t.amount_minor) FILTER (WHERE t.kind = 'post') AS posted,"
-            "  (SELECT count(*) FROM outbox o WHERE o.payment_id = p.id) AS events"
+            "  (SELECT count(*) FROM outbox o WHERE o.payment_id = p.id) AS events,"
+            "  (SELECT array_agg(o.kind || ' ' || o.id ORDER BY o.id) FROM payment_operations o"
+            "     WHERE o.payment_id = p.id AND o.status = 'pending') AS pending"
             "  FROM payments p LEFT JOIN ledger_transactions t ON t.payment_id = p.id"
             " WHERE p.id = ANY(:ids) GROUP BY p.id"), {"ids": self.payment_ids}).all()
         for r in rows:
@@ -377,13 +458,26 @@ class _Checker:
             statuses[status] += 1
             gateway = self.backends.gateway_snapshot(str(pid), self.run.gateway)
             held = gateway is not None and gateway["status"] == "authorized"
-            charged = 0 if gateway is None else int(gateway["captured_minor"]) - int(gateway["refunded_minor"])
-            kinds = [k for k in r.kinds if not k.startswith("dispute_")]  # disputes: property 13
+            captured = 0 if gateway is None else int(gateway["captured_minor"])
+            charged = captured - (0 if gateway is None else int(gateway["refunded_minor"]))
+            # Disputes: property 14; the operations' refunds: property 13 (what the gateway gave back).
+            kinds = [k for k in r.kinds if not k.startswith(("dispute_", "refund_"))]
+            self.expect(12, not r.pending, f"{status} with operations still pending after the finishing replays and "
+                                           f"sync passes: {list(r.pending or [])}", pid)
             if status == "succeeded":
-                self.expect(12, kinds == ["reserve", "post"] and r.posted == r.captured_amount_minor == charged
+                self.expect(12, kinds == ["reserve", "post"] and r.posted == r.captured_amount_minor == captured
                             and r.events >= 1,
                             f"succeeded with ledger {kinds} posted {r.posted}, captured {r.captured_amount_minor}, "
-                            f"gateway charged {charged}, {r.events} events", pid)
+                            f"gateway captured {captured}, {r.events} events", pid)
+            elif status == "canceled":  # a manual capture cancelled, or refused: the authorization ended, released
+                ended = gateway is not None and gateway["status"] in ("voided", "canceled", "cancelled")
+                self.expect(12, r.capture_mode == "manual" and ended and captured == 0 and kinds == ["reserve", "void"],
+                            f"canceled but gateway {gateway and gateway['status']} captured {captured}, ledger {kinds}",
+                            pid)
+            elif lifecycle.awaiting_capture(status, str(r.capture_mode)):  # left for its merchant: still held
+                self.expect(12, held and kinds == ["reserve"],
+                            f"authorized, awaiting capture, but gateway {gateway and gateway['status']}, "
+                            f"ledger {kinds}", pid)
             elif status in COMPENSATED or status == "review":
                 resolved = "reserve" not in kinds or "void" in kinds or "reverse" in kinds
                 self.expect(12, not held and charged == 0 and resolved,
@@ -393,8 +487,57 @@ class _Checker:
                 self.expect(12, False, f"still {status} after {self.run.config.max_replays} replay rounds "
                                        f"(ledger {kinds}, gateway {gateway and gateway['status']})", pid)
 
+    def operation_answers(self, conn: Connection) -> None:
+        """What the merchant was told about an operation agrees with its record: 200/201 only for one that succeeded,
+        402 only for one that failed; calls that resent a key named the same operation."""
+        statuses = {int(r.id): (str(r.kind), str(r.status)) for r in conn.execute(text(
+            "SELECT id, kind, status FROM payment_operations WHERE payment_id = ANY(:ids)"),
+            {"ids": self.payment_ids}).all()}
+        by_key: dict[str, set[int]] = defaultdict(set)
+        for call in self.run.after.calls:
+            if call.operation_id is not None:
+                by_key[call.key].add(call.operation_id)
+            final = call.answers[-1] if call.answers else "none"
+            kind, status = statuses.get(call.operation_id or -1, (call.kind.value, None))
+            if final in ("200", "201"):
+                self.expect(12, status == "succeeded", f"{kind} {call.operation_id} ({call.key}) answered {final}, "
+                                                       f"now {status}", call.payment_id)
+            elif final == "402":
+                self.expect(12, status == "failed", f"{kind} {call.operation_id} ({call.key}) answered 402, "
+                                                    f"now {status}", call.payment_id)
+        for key, named in by_key.items():
+            self.expect(7, len(named) == 1, f"key {key} answered for operations {sorted(named)}")
 
     # 13 ---------------------------------------------------------------------------------------------------------
+    def operations_bounded(self, conn: Connection) -> None:
+        """Refunds never exceed the capture, capture and cancel exclude each other (DESIGN 8b), and the gateway gave
+        back exactly what the ledger posted as refunded."""
+        rows = conn.execute(text(
+            "SELECT p.id, p.status, p.captured_amount_minor AS captured, p.refund_reserved_minor AS reserved,"
+            "  coalesce(sum(o.amount_minor) FILTER (WHERE o.kind = 'refund' AND o.status <> 'failed'), 0) AS held,"
+            "  count(*) FILTER (WHERE o.kind IN ('capture', 'cancel') AND o.status <> 'failed') AS exclusive,"
+            "  count(*) FILTER (WHERE o.kind = 'capture' AND o.status = 'succeeded') AS captures,"
+            "  count(*) FILTER (WHERE o.kind = 'cancel' AND o.status = 'succeeded') AS cancels,"
+            "  (SELECT coalesce(sum(t.amount_minor), 0) FROM ledger_transactions t"
+            "     WHERE t.payment_id = p.id AND t.kind = 'refund_post') AS refunded"
+            "  FROM payments p LEFT JOIN payment_operations o ON o.payment_id = p.id"
+            " WHERE p.id = ANY(:ids) GROUP BY p.id"), {"ids": self.payment_ids}).all()
+        for r in rows:
+            pid = int(r.id)
+            self.expect(13, r.held <= (r.captured or 0),
+                        f"refunds not failed hold {r.held}, more than the captured {r.captured}", pid)
+            self.expect(13, r.reserved == r.held,
+                        f"refund_reserved_minor is {r.reserved}, its refunds not failed hold {r.held}", pid)
+            self.expect(13, r.exclusive <= 1, f"{r.exclusive} captures or cancels not failed", pid)
+            self.expect(13, not (r.captures and r.cancels), f"{r.captures} captures and {r.cancels} cancels "
+                                                            "succeeded", pid)
+            gateway = self.backends.gateway_snapshot(str(pid), self.run.gateway)
+            if gateway is not None and (r.refunded or r.status == "succeeded"):
+                self.expect(13, int(gateway["refunded_minor"]) == r.refunded,
+                            f"the gateway refunded {gateway['refunded_minor']}, the ledger posted {r.refunded} "
+                            f"as refunded", pid)
+
+    # 14 ---------------------------------------------------------------------------------------------------------
     def gateway_events(self, conn: Connection) -> None:
         """Webhooks (local.simulate.gateway_events): every event answered 200 and applied; a dispute opened once
         and decided at most once, as sent, with its ledger movement once; a redelivery changed nothing."""
@@ -403,15 +546,15 @@ class _Checker:
             return
         report = events.report
         for refused in report.refused:
-            self.expect(13, False, f"a genuine webhook was answered {refused}")
+            self.expect(14, False, f"a genuine webhook was answered {refused}")
         changes = report.before_redelivery.changed_by(report.after_redelivery)
-        self.expect(13, not changes, f"redelivering {report.redelivered} notices changed: {'; '.join(changes)}")
+        self.expect(14, not changes, f"redelivering {report.redelivered} notices changed: {'; '.join(changes)}")
         waiting = conn.execute(text(
             "SELECT event_id, kind, payment_id, last_error FROM gateway_notices"
             " WHERE gateway = :g AND applied_at IS NULL AND payment_id = ANY(:ids)"),
             {"g": self.run.gateway, "ids": self.payment_ids}).all()
         for row in waiting:
-            self.expect(13, False, f"notice {row.event_id} ({row.kind}) never applied: {row.last_error}",
+            self.expect(14, False, f"notice {row.event_id} ({row.kind}) never applied: {row.last_error}",
                         int(row.payment_id))
         for sent in report.disputes:
             kinds = conn.execute(text("SELECT kind FROM ledger_transactions WHERE payment_id = :p"),
@@ -420,17 +563,18 @@ class _Checker:
                                     {"g": self.run.gateway, "r": sent.reference}).scalar_one_or_none()
             expected = ["dispute_opened"] + ([f"dispute_{sent.decision}"] if sent.decision else [])
             moved = sorted(k for k in kinds if k.startswith("dispute_"))
-            self.expect(13, moved == sorted(expected) and recorded == (sent.decision or "open"),
+            self.expect(14, moved == sorted(expected) and recorded == (sent.decision or "open"),
                         f"dispute {sent.reference} sent {sent.decision or 'open'}: ledger {moved}, "
                         f"recorded {recorded}", sent.payment_id)
 
-    # 14 ---------------------------------------------------------------------------------------------------------
+    # 15 ---------------------------------------------------------------------------------------------------------
     def notifications(self, conn: Connection) -> None:
         """DESIGN 8 (12.15): every outbox event of the seed's payments reached SNS, EventBridge and the merchant's
         endpoint at least once (webhook: answered 2xx at least once, every request of one event the same bytes, the
         outbox row's, signed with the endpoint's secret; no delivery failed); nothing was announced on any target that
         no outbox row of that payment holds, or that the payment's record contradicts (payment.succeeded without a
         posted capture or for a payment not succeeded; payment.failed for a payment not compensated)."""
+        self.operation_events(conn)
         notified = self.run.notifications
         if not notified.ran:
             return
@@ -459,22 +603,22 @@ class _Checker:
             {"e": notified.endpoint_id}).all()}
         for event_id, row in outbox.items():
             pid, body = int(row.payment_id), bodies[event_id]
-            self.expect(14, event_id in sns, f"{row.event_type} {event_id} never reached SNS", pid)
-            self.expect(14, all(b == body for b in sns.get(event_id, [])),
+            self.expect(15, event_id in sns, f"{row.event_type} {event_id} never reached SNS", pid)
+            self.expect(15, all(b == body for b in sns.get(event_id, [])),
                         f"SNS carried {event_id} with bytes other than its outbox row's", pid)
             own = [d for t, d in bus.get(event_id, []) if t == row.event_type]
-            self.expect(14, bool(own), f"{row.event_type} {event_id} never reached EventBridge", pid)
-            self.expect(14, all(d == json.loads(body) for d in own),
+            self.expect(15, bool(own), f"{row.event_type} {event_id} never reached EventBridge", pid)
+            self.expect(15, all(d == json.loads(body) for d in own),
                         f"EventBridge carried {event_id} with a detail other than its outbox row's", pid)
             requests = hooks.get(event_id, [])
-            self.expect(14, any(r.answer == "200" for r in requests),
+            self.expect(15, any(r.answer == "200" for r in requests),
                         f"{row.event_type} {event_id} never reached the merchant's endpoint "
                         f"({[r.answer for r in requests]}; delivery {'not ' if event_id in failed else ''}done)", pid)
-            self.expect(14, event_id not in failed, f"the webhook delivery of {event_id} is not succeeded", pid)
-            self.expect(14, all(r.body == body.encode() for r in requests),
+            self.expect(15, event_id not in failed, f"the webhook delivery of {event_id} is not succeeded", pid)
+            self.expect(15, all(r.body == body.encode() for r in requests),
                         f"the webhook of {event_id} was sent with {len({r.body for r in requests})} bodies, "
                         "not its outbox row's bytes each time", pid)
-            self.expect(14, all(notified.signature_ok(r) for r in requests),
+            self.expect(15, all(notified.signature_ok(r) for r in requests),
                         f"a webhook of {event_id} has no valid signature", pid)
         announced: list[tuple[str, str, str, Any]] = []  # (target, event id, type said, payment id said)
         for event_id, texts in sns.items():
@@ -496,12 +640,37 @@ class _Checker:
             held = outbox.get(event_id)
             said_pid = int(said_payment) if str(said_payment).isdigit() else None
             if held is None or str(held.payment_id) != str(said_payment) or held.event_type != said_type:
-                self.expect(14, False, f"{target} announced {said_type} {event_id}, which no outbox row of payment "
+                self.expect(15, False, f"{target} announced {said_type} {event_id}, which no outbox row of payment "
                                        f"{said_payment} holds", said_pid)
                 continue
-            self.expect(14, _agrees(said_type, str(held.status), bool(held.posted)),
+            self.expect(15, _agrees(said_type, str(held.status), bool(held.posted)),
                         f"{target} announced {said_type} {event_id} for a payment now {held.status} "
                         f"({'a' if held.posted else 'no'} posted capture in the ledger)", said_pid)
+
+
+    def operation_events(self, conn: Connection) -> None:
+        """Every decided operation wrote exactly one event of its type (OPERATION_EVENTS; a refused capture the
+        payment.canceled of the authorization it ended, if it ended one), a pending one none, and no event of another
+        type; the notifications check above follows each to every target."""
+        rows = conn.execute(text(
+            "SELECT o.id, o.payment_id, o.kind, o.status, p.status AS payment_status,"
+            "  array_remove(array_agg(e.event_type ORDER BY e.id), NULL) AS events"
+            "  FROM payment_operations o JOIN payments p ON p.id = o.payment_id"
+            "  LEFT JOIN outbox e ON e.operation_id = o.id"
+            " WHERE o.payment_id = ANY(:ids) GROUP BY o.id, o.payment_id, o.kind, o.status, p.status"),
+            {"ids": self.payment_ids}).all()
+        for r in rows:
+            events = list(r.events)
+            expected = OPERATION_EVENTS.get((str(r.kind), str(r.status)))
+            if (r.kind, r.status) == ("capture", "failed") and events:
+                expected = "payment.canceled"  # the refused capture ended the authorization
+            wanted = [expected] if expected else []
+            self.expect(15, events == wanted, f"{r.kind} {r.id} {r.status} wrote events {events}, not {wanted}",
+                        int(r.payment_id))
+            if (r.kind, r.status) == ("capture", "failed") and events:
+                self.expect(15, r.payment_status == "canceled",
+                            f"refused capture {r.id} announced payment.canceled, the payment is {r.payment_status}",
+                            int(r.payment_id))
 
 
 def _agrees(event_type: str, status: str, posted: bool) -> bool:
@@ -512,7 +681,27 @@ def _agrees(event_type: str, status: str, posted: bool) -> bool:
         return status in COMPENSATED
     if event_type == "payment.review":
         return not posted and status == "review"
-    return True  # later events (a dispute, a refund) are checked by their own properties
+    if event_type == "payment.captured":  # a manual capture committed
+        return posted and status == "succeeded"
+    if event_type == "payment.canceled":
+        return not posted and status == "canceled"
+    if event_type.startswith("refund."):  # only of a captured payment; each refund's own: operation_events
+        return posted and status == "succeeded"
+    return True  # later events (a dispute) are checked by their own property
+
+
+def _checked_out(status: str | None, manual: bool) -> bool:
+    """Whether a checkout answered 201 agrees with the payment's status: succeeded; for a manual capture, authorized
+    (the merchant captures or cancels it later), or what it became after: succeeded or canceled."""
+    return status == "succeeded" or (manual and status in ("authorized", "canceled"))
+
+
+def _operation_outcome(step: str, result: Any) -> Any:
+    """An operation step's answer with its outcome in the record's words (SAME_OPERATION_OUTCOME)."""
+    if not isinstance(result, dict):
+        return result
+    same = SAME_OPERATION_OUTCOME.get(step, {})
+    return {k: same.get(v, v) if k in ("status", "action") and isinstance(v, str) else v for k, v in result.items()}
 
 
 def _normal(result: Any) -> Any:
@@ -557,9 +746,11 @@ def check_all(run: SeedRun, *, entries_before: dict[int, tuple[Any, ...]]
         checker.points_in_time(conn)
         checker.keys(conn, calls)
         checker.snowflakes()
-        checker.gateway_keys(calls)
+        checker.gateway_keys(conn, calls)
         checker.answers(conn)
         checker.money(conn, statuses)
+        checker.operation_answers(conn)
+        checker.operations_bounded(conn)
         checker.gateway_events(conn)
         checker.notifications(conn)
         conn.rollback()

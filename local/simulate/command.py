@@ -86,7 +86,7 @@ def summary_table(results: list[SeedResult]) -> Table:
     table = Table(title="paysaga crash-injection simulation")
     table.add_column("what")
     table.add_column("count", justify="right")
-    for name in ("seeds", "payments", "replays"):
+    for name in ("seeds", "payments", "operations", "replays"):
         table.add_row(name, str(totals[name]))
     for kind, count in sorted(totals["faults"].items()):
         table.add_row(f"fault: {kind}", str(count))

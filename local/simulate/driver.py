@@ -22,6 +22,7 @@ from local.simulate.faults import Injector, Plan, plan_for
 from local.simulate.gateway_events import GatewayEvents
 from local.simulate.ids import IdSource, SteppedClock
 from local.simulate.notifications import NotificationRun
+from local.simulate.operations import AfterCheckout
 from local.simulate.world import Backends, HolderDiedError, Outcome, RequestPlan, SimStepFunctions
 from saga import idempotency
 from saga.api.request import parse_body
@@ -57,12 +58,16 @@ class SimulationConfig:
     fault_probability: float = 0.75
     # Every seed's merchant on this gateway; None: each seed draws its own (GATEWAYS). Pinned findings keep theirs.
     gateway: str | None = None
+    # Payments made after the checkout requests for the operations (mostly manual-capture; local.simulate.operations),
+    # then the captures, cancels and refunds of those and of the seed's other payments. 0: no operations at all.
+    after_checkout_payments: int = 4
 
 
 @dataclass
 class SeedResult:
     seed: int
     payments: int = 0
+    operations: int = 0
     replays: int = 0
     faults: Counter[str] = field(default_factory=Counter)
     checked: Counter[str] = field(default_factory=Counter)
@@ -106,13 +111,16 @@ class SeedRun:
         step_functions = (self.sfn, self.sfn.arn)
         # Two front doors to the same runtime: the handler as deployed (a gate on the real clock, a Snowflake
         # generator holding a real worker slot), and one whose gate and ids run on clocks this seed steps.
-        self.services = bootstrap(settings, step_functions=step_functions)
-        self.stepped = bootstrap(settings, step_functions=step_functions, gate=self.gate, ids=self.ids)
+        machines = self.sfn.machines
+        self.services = bootstrap(settings, step_functions=step_functions, operation_machines=machines)
+        self.stepped = bootstrap(settings, step_functions=step_functions, gate=self.gate, ids=self.ids,
+                                 operation_machines=machines)
         self._handler = make_handler(self.services)
         self._stepped_handler = make_handler(self.stepped)
         self.same_key_answers: list[tuple[Outcome, list[int]]] = []
         self.holder_checks: list[tuple[Outcome, list[str]]] = []
         self.probe_results: list[tuple[str, bool, str]] = []
+        self.after = AfterCheckout(self)
         with backends.engine.begin() as conn:
             self.merchant_id, self.api_key = create_merchant(
                 conn, name=f"sim-{seed}", currencies=["EUR", "USD"], gateway=self.gateway,
@@ -294,8 +302,11 @@ class SeedRun:
     def _unfinished(self) -> list[int]:
         ids = [o.payment_id for o in self.outcomes if o.payment_id is not None]
         with self.backends.engine.connect() as conn:
-            rows = conn.execute(select(payments.c.id, payments.c.status).where(payments.c.id.in_(ids))).all()
-        return sorted(int(r.id) for r in rows if r.status not in lifecycle.FINAL)
+            rows = conn.execute(select(payments.c.id, payments.c.status, payments.c.capture_mode)
+                                .where(payments.c.id.in_(ids))).all()
+        # A manual-capture payment the saga authorized is done with its checkout: it waits for its merchant.
+        return sorted(int(r.id) for r in rows if r.status not in lifecycle.FINAL
+                      and not lifecycle.awaiting_capture(r.status, r.capture_mode))
 
     def probes(self) -> None:
         """Property 8 through the start handler: another body under a used key is 422, no key is 400; neither
@@ -348,9 +359,17 @@ class SeedRun:
                         self.stepped_ids(index)
                     if index % CHECKPOINT_EVERY == CHECKPOINT_EVERY - 1:
                         self.checkpoint()
+                self.after.checkouts(self.config.after_checkout_payments)
                 self.injector.freezer.thaw_all()
                 self.settle()
                 self.replay_until_final()
+                if self.config.after_checkout_payments:
+                    self.after.run_all()
+                    self.injector.freezer.thaw_all()
+                    self.settle()
+                    self.checkpoint()  # once the twins and orphaned invocations of the operations have ended
+                    self.after.finish(self.config.max_replays)
+                    self.after.tally()
                 self.gateway_events()
                 self.probes()
                 self.notifications.run()
@@ -364,6 +383,9 @@ class SeedRun:
         self.result.faults.update({f"ids_{k}": v for k, v in self.ids.events.items()})
         self.result.faults["double_start"] += self.sfn.double_starts
         self.result.payments = len(self.outcomes)
+        self.result.operations = self.after.operations
+        self.result.faults.update({f"ops_{k}": v for k, v in self.after.counts.items()})
+        self.result.faults["operation_requests"] += len(self.after.calls)
         self.result.faults[f"gateway_{self.gateway}_payments"] += len(self.outcomes)
         self.result.faults["notification_consumer_crashes"] += self.notifications.crashes
         self.result.faults["outbox_rows_relayed"] += self.notifications.relayed
@@ -395,6 +417,7 @@ def summary(results: Sequence[SeedResult]) -> dict[str, Any]:
         checked.update(r.checked)
         statuses.update(r.statuses)
     return {"seeds": len(results), "payments": sum(r.payments for r in results),
+            "operations": sum(r.operations for r in results),
             "replays": sum(r.replays for r in results), "faults": dict(faults), "checked": dict(checked),
             "statuses": dict(statuses), "violations": sum(len(r.violations) for r in results)}
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import json
 import os
 import random
 import signal
@@ -28,12 +29,31 @@ from sqlalchemy import Engine, event
 from sqlalchemy.engine import Connection
 
 from core.aws import LambdaHandler
-from local.saga_runtime import resolve_handler
+from local.saga_runtime import PROJECT_ROOT, resolve_handler
 from steps import registry
+from steps.registry import Workflow
 
 # From the registry's roles, in the saga's order (a seed's choices depend on that order: keep it).
 FORWARD_STEPS = registry.with_role(registry.Role.FORWARD)
 COMPENSATIONS = registry.with_role(registry.Role.COMPENSATION, registry.Role.RECOVERY)
+
+
+def _workflow_steps(workflow: Workflow) -> tuple[str, ...]:
+    """The steps the workflow's Tasks invoke, in the order its definition lists them."""
+    definition = json.loads((PROJECT_ROOT / registry.DEFINITION_FILES[workflow]).read_text())
+    found = [registry.step_of_substitution(state["Parameters"]["FunctionName"])
+             for state in definition["States"].values()
+             if state.get("Type") == "Task" and "FunctionName" in state.get("Parameters", {})]
+    return tuple(dict.fromkeys(found))
+
+
+# The operations' steps by the same roles, per workflow (an operation's faults land on its own workflow's steps).
+OPERATION_FORWARD_STEPS: dict[Workflow, tuple[str, ...]] = {
+    w: tuple(s for s in _workflow_steps(w) if registry.OPERATION_STEPS[s].role is registry.Role.FORWARD)
+    for w in registry.OPERATIONS}
+OPERATION_COMPENSATIONS: dict[Workflow, tuple[str, ...]] = {
+    w: tuple(s for s in _workflow_steps(w) if registry.OPERATION_STEPS[s].role is not registry.Role.FORWARD)
+    for w in registry.OPERATIONS}
 # A frozen backend is thawed after at most this long, whatever happens to the thread that froze it.
 MAX_FREEZE_MS = 2_000
 
@@ -132,6 +152,27 @@ def plan_for(rng: random.Random, more: random.Random, *, max_faults: int = 2) ->
 assert set(PROCESS_FAULTS) | set(EXECUTION_FAULTS) == set(Where), "every fault is drawn from one of the two streams"
 
 
+def plan_for_operation(rng: random.Random, workflow: Workflow, *, max_faults: int = 2) -> Plan:
+    """A random plan for one operation (capture, cancel, refund): 1..max_faults process faults on the workflow's own
+    steps, and maybe one execution fault, all from rng (the operations' own stream). A frozen backend is frozen as one
+    of the operation's steps starts (none of them talks to Redis; the gate's record of the request is in DynamoDB)."""
+    forward, others = OPERATION_FORWARD_STEPS[workflow], OPERATION_COMPENSATIONS[workflow] or \
+        OPERATION_FORWARD_STEPS[workflow]
+    faults: list[StepFault] = []
+    for _ in range(rng.randint(1, max_faults)):
+        step = rng.choice(forward) if rng.random() < 0.6 else rng.choice(others)
+        where = rng.choice(PROCESS_FAULTS)
+        freeze_ms = rng.randint(100, 500) if where in (Where.REDIS_OUTAGE, Where.AWS_OUTAGE) else 0
+        faults.append(StepFault(step, where, freeze_ms))
+    if rng.random() < EXECUTION_FAULT_PROBABILITY:
+        step = rng.choice(forward) if rng.random() < 0.7 else rng.choice(others)
+        where = rng.choice(EXECUTION_FAULTS)
+        freeze_ms = rng.randint(0, 30) if where is Where.TIMED_OUT else rng.randint(0, 6) if \
+            where is Where.TAKEOVER_MID_STEP else 0
+        faults.append(StepFault(step, where, freeze_ms, retried=rng.random() < 0.5))
+    return Plan(faults)
+
+
 @dataclass(frozen=True)
 class DuplicateRun:
     """Both results of a step delivered twice (error name or result), for property 3."""
@@ -210,9 +251,10 @@ class Injector:
             event.remove(Engine, "commit", self._on_commit)
             self.freezer.thaw_all()
 
-    def set_plan(self, payment_id: int, plan: Plan) -> None:
+    def set_plan(self, subject: int, plan: Plan) -> None:
+        """The plan of a payment's saga, or of one operation (by its id: `subject_of`)."""
         with self._lock:
-            self._plans[payment_id] = plan
+            self._plans[subject] = plan
 
     def join_orphans(self, timeout_s: float = 60.0) -> None:
         """Wait for the invocations that ran on after Step Functions stopped waiting for them."""
@@ -237,13 +279,14 @@ class Injector:
 
         return handler
 
-    def _fault_for(self, step: str, payment_id: int) -> StepFault | None:
+    def _fault_for(self, step: str, subject: int) -> StepFault | None:
+        """The planned fault of the first invocation of `step` for `subject` (a payment, or an operation)."""
         with self._lock:
-            self._seen[(payment_id, step)] += 1
+            self._seen[(subject, step)] += 1
             self.invocations[step] += 1
-            if self._seen[(payment_id, step)] != 1:
+            if self._seen[(subject, step)] != 1:
                 return None
-            plan = self._plans.get(payment_id)
+            plan = self._plans.get(subject)
             if plan is None:
                 return None
             return next((f for f in plan.step_faults if f.step == step), None)
@@ -251,7 +294,7 @@ class Injector:
     def _invoke(self, step: str, real: LambdaHandler, event_: Any, context: Any) -> Any:
         payment_id = int(event_["payment_id"]) if isinstance(event_, dict) and \
             str(event_.get("payment_id", "")).isdigit() else -1
-        fault = self._fault_for(step, payment_id)
+        fault = self._fault_for(step, subject_of(event_) if payment_id != -1 else -1)
         if fault is None:
             return real(event_, context)
         where = fault.where
@@ -362,6 +405,15 @@ class Injector:
             return
         with psycopg.connect(self._admin_dsn, autocommit=True) as admin:
             admin.execute("SELECT pg_terminate_backend(%s, 5000)", (backend_pid,))  # waits until it is gone
+
+
+def subject_of(event_: Any) -> int:
+    """Whose plan an execution's input falls under: its operation's (a capture, cancel or refund: each has a plan of
+    its own, though several share a payment), else its payment's."""
+    operation = event_.get("operation_id") if isinstance(event_, dict) else None
+    if operation is not None and str(operation).isdigit():
+        return int(operation)
+    return int(event_["payment_id"])
 
 
 def _shown(outcome: tuple[bool, Any]) -> Any:

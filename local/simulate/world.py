@@ -27,12 +27,14 @@ from core.settings import Settings
 from local.asl import LocalStepFunctions, ManualClock
 from local.aws_names import LOCAL_ACCOUNT, LOCAL_REGION
 from local.gateway_views import GatewayViews
-from local.saga_runtime import create_saga_machine
-from local.simulate.faults import Injector, Plan, Where
+from local.saga_runtime import create_operation_machines, create_saga_machine
+from local.simulate.faults import Injector, Plan, Where, subject_of
 from saga.bootstrap import Services, bootstrap
 from saga.execution import PaymentBusyError, run_execution
 from saga.replay import ReplayError, replay
 from steps.contract import ExecutionInput
+from steps.registry import Workflow
+from store.operations import get_operation
 
 HTTP_TIMEOUT_S = 10.0
 SETTLE_WAIT_S = 10.0  # for a local gateway's webhooks to reach the API (it retries a refused delivery)
@@ -177,10 +179,12 @@ class SimStepFunctions:
         self.local = LocalStepFunctions(injector.resolver, clock=self.clock, rng=random.Random(seed),  # noqa: S311
                                         region=LOCAL_REGION, account=LOCAL_ACCOUNT)
         self.arn = create_saga_machine(self.local, role="paysaga-sim")
+        # The operations' machines (capture, cancel, refund) on the same runtime, as `make run` creates them.
+        self.machines: dict[Workflow, str] = create_operation_machines(self.local, role="paysaga-sim")
         # The services a twin start or a replay of this runtime uses (a gate on the real clock; no worker slot is
         # claimed: they mint no ids).
         self.services: Services = bootstrap(backends.settings.model_copy(update={"start_answer_budget_ms": 0}),
-                                            step_functions=(self, self.arn))
+                                            step_functions=(self, self.arn), operation_machines=self.machines)
         self._lock = threading.Lock()
         self._plans: dict[int, RequestPlan] = {}
         self._pending: dict[int, RequestPlan] = {}  # thread id -> plan of the request that thread is running
@@ -212,18 +216,20 @@ class SimStepFunctions:
             with self._lock:
                 self._pending.pop(threading.get_ident(), None)
 
-    def _plan(self, payment_id: int) -> RequestPlan:
+    def _plan(self, subject: int) -> RequestPlan:
+        """The plan of the execution's subject (its payment, or its operation), set by the first execution of it."""
         with self._lock:
             pending = self._pending.pop(threading.get_ident(), None)
-            if pending is not None and payment_id not in self._plans:
-                self._plans[payment_id] = pending
-                self._injector.set_plan(payment_id, pending.faults)
+            if pending is not None and subject not in self._plans:
+                self._plans[subject] = pending
+                self._injector.set_plan(subject, pending.faults)
                 return pending
             return RequestPlan()  # a replay or a resumed request: no whole-execution fault again
 
     def start_sync_execution(self, *, stateMachineArn: str, name: str, input: str) -> dict[str, Any]:
-        payment_id = int(json.loads(input)["payment_id"])
-        plan = self._plan(payment_id)
+        payload = json.loads(input)
+        payment_id = int(payload["payment_id"])
+        plan = self._plan(subject_of(payload))
         if plan.holder_crash == "before":
             self.holder_crashes += 1
             raise HolderDiedError(f"start handler died before starting the saga of {payment_id}")
@@ -271,15 +277,25 @@ class SimStepFunctions:
         self._record(TwinRun(Where.REPLAY_RUNNING, step, payment_id, refused=False,
                              detail=f"the replay of running execution {arn} ran"))
 
+    def _workflow(self, saga_input: ExecutionInput) -> Workflow:
+        """The workflow an execution's input runs: the payment saga, or its operation's own."""
+        if saga_input.operation_id is None:
+            return Workflow.PAYMENT
+        with self._backends.engine.connect() as conn:
+            operation = get_operation(conn, operation_id=saga_input.operation_id)
+        assert operation is not None, f"operation {saga_input.operation_id} is written before its executions"
+        return Workflow(operation.kind)
+
     def _start_twin(self, where: Where, step: str, event: dict[str, Any]) -> threading.Thread:
         saga_input = ExecutionInput.parse(event, leased=False).with_lease_cleared()
         payment_id = saga_input.payment_id
         settings = self._backends.settings
+        workflow = self._workflow(saga_input)
 
         def run() -> None:
             try:
                 done = run_execution(self.services, name=f"twin-{payment_id}-{ULID()}", saga_input=saga_input,
-                                     wait_ms=settings.lease_wait_ms)
+                                     wait_ms=settings.lease_wait_ms, workflow=workflow)
             except PaymentBusyError as error:
                 self._record(TwinRun(where, step, payment_id, refused=True, detail=str(error)))
                 return

@@ -29,7 +29,8 @@ class PaymentRequest(BaseModel):
     payment_method_token: ShortText
     customer_reference: ShortText
     order_reference: ShortText
-    capture_mode: Literal["automatic"] = "automatic"  # manual capture is not offered yet (see openapi.yaml)
+    # manual: the saga authorizes and reserves, the payment ends `authorized`; POST .../capture or .../cancel follows.
+    capture_mode: Literal["automatic", "manual"] = "automatic"
     capture_amount_minor: int | None = Field(default=None, gt=0, le=MAX_AMOUNT_MINOR)
     metadata: dict[Annotated[str, StringConstraints(min_length=1, max_length=40)],
                    Annotated[str, StringConstraints(max_length=500)]] = Field(default_factory=dict)
@@ -109,10 +110,74 @@ def _check_json_tree(data: object) -> None:
             pending.extend((item, f"{where}.{index}", depth + 1) for index, item in enumerate(value))
 
 
+class OperationBody(BaseModel):
+    """What every operation's body shares: strict, no unknown fields, a currency (where it has one) checked."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    @field_validator("currency", check_fields=False)
+    @classmethod
+    def _iso_4217(cls, value: str | None) -> str | None:
+        if value is not None and not is_currency(value):
+            raise ValueError(f"'{value}' is not an ISO 4217 currency code this service supports (upper case)")
+        return value
+
+
+class CaptureRequest(OperationBody):
+    """The body of POST /v1/payments/{id}/capture: all of the authorization, or `amount_minor` of it."""
+
+    amount_minor: int | None = Field(default=None, gt=0, le=MAX_AMOUNT_MINOR)
+    currency: str | None = None  # if given, it must be the payment's
+
+
+class CancelRequest(OperationBody):
+    """The body of POST /v1/payments/{id}/cancel (may be empty)."""
+
+    reason: ShortText | None = None
+
+
+class RefundRequest(OperationBody):
+    """The body of POST /v1/payments/{id}/refunds."""
+
+    amount_minor: int = Field(gt=0, le=MAX_AMOUNT_MINOR)
+    currency: str | None = None  # if given, it must be the payment's
+    reason: Annotated[str, StringConstraints(min_length=1, max_length=500)] | None = None
+
+
+def parse_operation_body(raw: str | None, model: type[OperationBody], *, scope: dict[str, str]
+                         ) -> tuple[OperationBody, str]:
+    """An operation's validated body (an empty body reads as {}) and its fingerprint, which covers `scope` (the
+    operation and the payment) too: the same key and body sent for another payment or operation is a reuse (422)."""
+    data = _json_object(raw or "{}")
+    try:
+        request = model.model_validate(data)
+    except ValidationError as error:
+        raise _invalid(error) from None
+    return request, fingerprint({"scope": scope, "body": data})
+
+
+def _invalid(error: ValidationError) -> ApiError:
+    first = error.errors()[0]
+    # A bad metadata key is located as ("metadata", <key>, "[key]"): name the key, not pydantic's marker.
+    where = ".".join(str(part) for part in first["loc"] if part not in ("", "[key]")) or "body"
+    message = first["msg"].removeprefix("Value error, ")
+    return ApiError(400, "BodyInvalid", f"{where}: {message}", where)
+
+
 def parse_body(raw: str | None) -> tuple[PaymentRequest, str]:
     """The validated request and its fingerprint (sha256 of the canonical JSON of what was sent)."""
     if raw is None or raw == "":
         raise ApiError(400, "BodyMissing", "a JSON body is required", "body")
+    data = _json_object(raw)
+    try:
+        request = PaymentRequest.model_validate(data)
+    except ValidationError as error:
+        raise _invalid(error) from None
+    return request, fingerprint(data)
+
+
+def _json_object(raw: str) -> dict[str, object]:
+    """The body as a JSON object, refused (naming why) when too large, malformed, too deep or unstorable."""
     if len(raw.encode("utf-8")) > MAX_BODY_BYTES:
         raise ApiError(413, "PayloadTooLarge", f"the body must be at most {MAX_BODY_BYTES} bytes", "body")
     try:
@@ -127,12 +192,4 @@ def parse_body(raw: str | None) -> tuple[PaymentRequest, str]:
         raise ApiError(400, "BodyMalformed", "the body must be a JSON object", "body")
     # JSON allows "\u0000" and unpaired "\ud800" escapes; PostgreSQL text and UTF-8 cannot hold them.
     _check_json_tree(data)
-    try:
-        request = PaymentRequest.model_validate(data)
-    except ValidationError as error:
-        first = error.errors()[0]
-        # A bad metadata key is located as ("metadata", <key>, "[key]"): name the key, not pydantic's marker.
-        where = ".".join(str(part) for part in first["loc"] if part not in ("", "[key]")) or "body"
-        message = first["msg"].removeprefix("Value error, ")
-        raise ApiError(400, "BodyInvalid", f"{where}: {message}", where) from None
-    return request, fingerprint(data)
+    return data

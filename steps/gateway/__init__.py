@@ -13,6 +13,7 @@ from steps.gateway.port import (
     GatewayUnreachable,
     Operation,
     PaymentSnapshot,
+    RefundSnapshot,
     idempotency_key,
 )
 from steps.gateway.sandbox import SandboxGateway
@@ -29,6 +30,7 @@ __all__ = [
     "GatewayUnreachable",
     "Operation",
     "PaymentSnapshot",
+    "RefundSnapshot",
     "SandboxGateway",
     "gateway_for",
     "idempotency_key",

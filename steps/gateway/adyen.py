@@ -16,7 +16,11 @@ What each port operation sends (``merchantAccount`` on every request; the idempo
 |            | reference ``POST /cancels`` by ``paymentReference``      | cancel of an uncaptured authorization)       |
 | refund     | ``POST /payments/{pspReference}/refunds``                | received → REFUNDED (a REFUND_FAILED or      |
 |            |                                                          | REFUND success=false webhook may follow)     |
+| refund     | the same, ``reference`` = refund_id (the REFUND webhook  | received → REFUND_PENDING; the REFUND /      |
+| (with id)  | echoes it as merchantReference)                          | REFUND_FAILED webhook tells the outcome      |
 | lookup     | nothing: Adyen has no read API                           | from the webhook notices stored (below)      |
+| lookup_    | nothing                                                  | from the REFUND notices stored, else from    |
+| refund     |                                                          | the refunds Adyen "received" (below)         |
 
 Declines: ``refusalReasonCode`` (else ``refusalReason``) → DeclineReason: 12 Not enough balance → INSUFFICIENT_FUNDS,
 6 Expired Card → EXPIRED_CARD, 20 FRAUD / 22 FRAUD-CANCELLED / 14 Acquirer Fraud / 31 Issuer Suspected Fraud →
@@ -51,6 +55,14 @@ oldest first, taken in event time order:
 - a submitted capture whose webhook has not arrived reads AUTHORIZED: the caller retries until CAPTURED or
   CAPTURE_FAILED arrives.
 
+``lookup_refund``: the refund's REFUND (success true → REFUNDED) or REFUND_FAILED / REFUND success false
+(→ REFUND_FAILED, ``failure_reason`` = the notice's reason) notice, matched by its pspReference (the
+``operation_reference`` the refund answered) or by its merchantReference (the refund id) on this payment's
+originalReference; the latest one decides. Without a notice: REFUND_PENDING when the refund was "received" (the caller
+gives its ``operation_reference``, or this adapter answered it), with the amount this adapter sent (0 and "" when
+another process sent it: unknown until the webhook); None otherwise. A refund made under its refund id carries that id,
+not the payment id, as merchantReference: its notices belong to the payment by originalReference (``_about``).
+
 Webhooks (``read_webhook``): Adyen signs each NotificationRequestItem (``additionalData.hmacSignature``), checked with
 the SDK's ``is_valid_hmac_notification`` against ``hmac_key``; a request with any item unsigned, forged or
 unverifiable (no key configured) is refused whole. eventCode/success → NoticeKind: AUTHORISATION true/false →
@@ -64,6 +76,7 @@ from __future__ import annotations
 
 import binascii
 import json
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -85,6 +98,7 @@ from steps.gateway.port import (
     GatewayUnreachable,
     Operation,
     PaymentSnapshot,
+    RefundSnapshot,
     check_money,
     idempotency_key,
 )
@@ -119,6 +133,11 @@ _STATUS_OF: dict[NoticeKind, GatewayStatus] = {
     NoticeKind.CAPTURE_FAILED: GatewayStatus.CAPTURE_FAILED,
     NoticeKind.CANCELLED: GatewayStatus.VOIDED,
     NoticeKind.REFUNDED: GatewayStatus.REFUNDED,
+}
+# The notices that decide a refund's outcome in lookup_refund.
+_REFUND_OUTCOMES: dict[NoticeKind, GatewayStatus] = {
+    NoticeKind.REFUNDED: GatewayStatus.REFUNDED,
+    NoticeKind.REFUND_FAILED: GatewayStatus.REFUND_FAILED,
 }
 # eventCode → kind, whatever ``success`` says; the success-dependent ones are in ``_kind_of``.
 _KIND_OF_EVENT: dict[str, NoticeKind] = {
@@ -173,6 +192,11 @@ class AdyenGateway:
         self._merchant_account = merchant_account
         self._hmac_key = hmac_key
         self._notices = notices
+        # Refunds (with a refund id) Adyen "received" from this adapter: (payment_id, refund_id) → (pspReference,
+        # amount_minor, currency), what lookup_refund tells before the webhook. A process's memory only: a caller in
+        # another process passes the operation_reference it recorded.
+        self._received_refunds: dict[tuple[str, str], tuple[str, int, str]] = {}
+        self._received_lock = threading.Lock()
         platform, live_prefix = _platform_of(checkout_url)
         client = AdyenClient(
             xapikey=api_key,
@@ -261,18 +285,38 @@ class AdyenGateway:
             gateway_reference=gateway_reference, money=None,
         )
 
-    def refund(self, *, payment_id: str, gateway_reference: str, amount_minor: int, currency: str) -> GatewayResult:
-        """REFUNDED once Adyen received the refund; a refusal arrives later, by webhook (REFUND_FAILED, or REFUND
-        with success "false"), and shows as a REFUND_FAILED notice."""
+    def refund(
+        self,
+        *,
+        payment_id: str,
+        gateway_reference: str,
+        amount_minor: int,
+        currency: str,
+        refund_id: str | None = None,
+    ) -> GatewayResult:
+        """Without a refund id: REFUNDED once Adyen received the refund (the payment saga's RefundCapture); a refusal
+        arrives later, by webhook (REFUND_FAILED, or REFUND with success "false"), and shows as a REFUND_FAILED
+        notice. With one: REFUND_PENDING, the refund id as the refund's reference; ``lookup_refund`` tells the
+        outcome once its webhook is stored."""
         check_money(amount_minor, currency)
         _require_reference(gateway_reference)
         request = self._modification_request(payment_id, amount_minor, currency)
-        key = self._key(Operation.REFUND, payment_id)
+        if refund_id is not None:
+            request["reference"] = refund_id  # echoed as the REFUND webhook's merchantReference
+        key = self._key(Operation.REFUND, payment_id, refund_id)
         answer = self._send(
             Operation.REFUND,
             payment_id,
             lambda: self._modifications_api.refund_captured_payment(request, gateway_reference, idempotency_key=key),
         )
+        if refund_id is not None:
+            result = self._modification(
+                answer, operation=Operation.REFUND, status=GatewayStatus.REFUND_PENDING, payment_id=payment_id,
+                key=key, gateway_reference=gateway_reference, money=(amount_minor, currency),
+            )
+            with self._received_lock:
+                self._received_refunds[(payment_id, refund_id)] = (result.operation_reference, amount_minor, currency)
+            return result
         return self._modification(
             answer, operation=Operation.REFUND, status=GatewayStatus.REFUNDED, payment_id=payment_id, key=key,
             gateway_reference=gateway_reference, money=(amount_minor, currency),
@@ -306,6 +350,40 @@ class AdyenGateway:
             decline_reason=decline_reason,
         )
 
+    def lookup_refund(
+        self, *, payment_id: str, gateway_reference: str, refund_id: str, operation_reference: str | None = None
+    ) -> RefundSnapshot | None:
+        """The refund as its stored REFUND notice tells it, else as Adyen "received" it (see the module docstring)."""
+        idempotency_key(Operation.REFUND, payment_id, refund_id)  # validates both ids as the refund does
+        _require_reference(gateway_reference)
+        with self._received_lock:
+            received = self._received_refunds.get((payment_id, refund_id))
+        psp_reference = operation_reference or (received[0] if received is not None else None)
+        notices = _about(self._notices(payment_id), payment_id, gateway_reference)
+        outcomes = [
+            n for n in notices
+            if n.kind in _REFUND_OUTCOMES and n.gateway_reference == gateway_reference
+            and (n.operation_reference == psp_reference if psp_reference else n.payment_id == refund_id)
+        ]
+        if outcomes:
+            latest = outcomes[-1]  # a REFUND_FAILED after a REFUND success: the scheme gave the money back after all
+            if latest.operation_reference is None:
+                raise GatewayOutcomeUnknown("lookup_refund: a REFUND notice without its pspReference",
+                                            payment_id=payment_id)
+            return RefundSnapshot(
+                refund_id=refund_id,
+                operation_reference=latest.operation_reference,
+                status=_REFUND_OUTCOMES[latest.kind],
+                amount_minor=latest.amount_minor or 0,
+                currency=latest.currency or "",
+                failure_reason=latest.reason if latest.kind is NoticeKind.REFUND_FAILED else None,
+            )
+        if psp_reference is None:
+            return None
+        amount_minor, currency = (received[1], received[2]) if received is not None else (0, "")
+        return RefundSnapshot(refund_id=refund_id, operation_reference=psp_reference,
+                              status=GatewayStatus.REFUND_PENDING, amount_minor=amount_minor, currency=currency)
+
     # --- webhooks ---------------------------------------------------------------------------------------------------
 
     def read_webhook(self, body: bytes, headers: Mapping[str, str]) -> list[GatewayNotice]:
@@ -336,8 +414,8 @@ class AdyenGateway:
     # --- HTTP through the SDK ---------------------------------------------------------------------------------------
 
     @staticmethod
-    def _key(operation: Operation, payment_id: str) -> str:
-        key = idempotency_key(operation, payment_id)
+    def _key(operation: Operation, payment_id: str, refund_id: str | None = None) -> str:
+        key = idempotency_key(operation, payment_id, refund_id)
         if len(key) > MAX_IDEMPOTENCY_KEY:
             raise ValueError(f"idempotency key {key!r} is longer than Adyen's {MAX_IDEMPOTENCY_KEY} characters")
         return key
@@ -544,17 +622,30 @@ def _amount(body: Mapping[str, Any]) -> tuple[int, str]:
 
 def _about(notices: Sequence[GatewayNotice], payment_id: str, gateway_reference: str | None) -> list[GatewayNotice]:
     """This payment's notices, once each, in event time order (arrival order among equals). A notice about another
-    authorization under the same payment id (another pspReference) is not this payment's."""
+    authorization under the same payment id (another pspReference) is not this payment's. A modification made under
+    its own reference (a refund's refund id, echoed as merchantReference) is, by its originalReference."""
+    reference = gateway_reference or next(
+        (n.gateway_reference for n in notices if n.payment_id == payment_id and _names_the_payment(n)), None
+    )
     seen: set[str] = set()
     mine = []
     for notice in notices:
-        if notice.event_id in seen or (notice.payment_id is not None and notice.payment_id != payment_id):
+        if notice.event_id in seen:
+            continue
+        if notice.payment_id is not None and notice.payment_id != payment_id and not (
+            reference is not None and _is_modification(notice) and notice.gateway_reference == reference
+        ):
             continue
         if gateway_reference and notice.gateway_reference and notice.gateway_reference != gateway_reference:
             continue
         seen.add(notice.event_id)
         mine.append(notice)
     return sorted(mine, key=lambda notice: notice.occurred_at_ms)
+
+
+def _is_modification(notice: GatewayNotice) -> bool:
+    """A notice about a modification of a payment: it names the payment by originalReference."""
+    return notice.gateway_reference is not None and notice.gateway_reference != notice.operation_reference
 
 
 def _names_the_payment(notice: GatewayNotice) -> bool:

@@ -9,12 +9,15 @@ authorized or captured twice under different keys):
 | authorize | ``{payment_id}``             | DESIGN 6: the payment id is the gateway's key, the second net |
 | capture   | ``{payment_id}:capture``     | one capture per payment (full or partial amount)              |
 | void      | ``{payment_id}:void``        | cancelling an authorization is one act                        |
-| refund    | ``{payment_id}:refund``      | RefundCapture refunds once; several partial refunds would     |
-|           |                              | need a sequence number in the key (not needed yet)            |
+| refund    | ``{payment_id}:refund``      | the payment saga's RefundCapture: one refund of the capture   |
+| refund    | ``{payment_id}:refund:``     | one of several (partial) refunds, each its own state machine: |
+| with id   | ``{refund_id}``              | our refund id makes each its own act, and a resend the same   |
 
 Adapters send these keys as the gateway's idempotency key (Stripe and Adyen: the ``Idempotency-Key`` header)
 and pass ``payment_id`` as the gateway-side reference (Stripe metadata, Adyen merchantReference) so that
-``lookup`` can find the payment after an unknown outcome.
+``lookup`` can find the payment after an unknown outcome. A refund with a ``refund_id`` also sends the refund id as
+the refund's own reference (Stripe ``metadata[refund_id]``, Adyen the refund request's ``reference``) so that
+``lookup_refund`` and the refund's webhook can name that one refund.
 
 What an exception tells the caller:
 
@@ -56,6 +59,11 @@ class GatewayStatus(enum.StrEnum):
     CAPTURE_FAILED = "capture_failed"
     VOIDED = "voided"
     REFUNDED = "refunded"
+    # A refund (with a refund_id) accepted only: Adyen "received", Stripe "pending"/"requires_action"; the outcome
+    # comes later (webhook, lookup_refund).
+    REFUND_PENDING = "refund_pending"
+    # The gateway refused or failed a refund: no money went back (a business outcome, not a GatewayRejected).
+    REFUND_FAILED = "refund_failed"
 
 
 class DeclineReason(enum.StrEnum):
@@ -68,13 +76,26 @@ class DeclineReason(enum.StrEnum):
     EXPIRED_CARD = "expired_card"
 
 
-def idempotency_key(operation: Operation, payment_id: str) -> str:
-    """The gateway idempotency key of ``operation`` on ``payment_id`` (see the module docstring's table)."""
+def idempotency_key(operation: Operation, payment_id: str, refund_id: str | None = None) -> str:
+    """The gateway idempotency key of ``operation`` on ``payment_id`` (see the module docstring's table);
+    ``refund_id`` (refunds only) names one of several refunds of the payment."""
     if not payment_id or ":" in payment_id:
         raise ValueError(f"payment_id must be non-empty and contain no ':' (got {payment_id!r})")
+    if refund_id is not None:
+        if operation is not Operation.REFUND:
+            raise ValueError(f"a refund_id names a refund, not a {operation.value}")
+        check_refund_id(refund_id)
+        return f"{payment_id}:{operation.value}:{refund_id}"
     if operation is Operation.AUTHORIZE:
         return payment_id
     return f"{payment_id}:{operation.value}"
+
+
+def check_refund_id(refund_id: str) -> None:
+    """A refund id is our Snowflake id as a decimal string: it goes into keys, Stripe metadata and Adyen references,
+    so nothing else may pass (a ':' would make two keys collide)."""
+    if not isinstance(refund_id, str) or not refund_id.isascii() or not refund_id.isdigit() or len(refund_id) > 19:
+        raise ValueError(f"refund_id must be a decimal string of at most 19 digits (got {refund_id!r})")
 
 
 def check_money(amount_minor: int, currency: str) -> None:
@@ -107,6 +128,20 @@ class GatewayResult:
     decline_reason: DeclineReason | None = None
     decline_detail: str | None = None
     replayed: bool = False
+
+
+@dataclass(frozen=True)
+class RefundSnapshot:
+    """One refund (made with a ``refund_id``) at the gateway, as ``lookup_refund`` finds it. ``status`` is REFUNDED,
+    REFUND_PENDING or REFUND_FAILED (then ``failure_reason`` is the gateway's word, where it gave one);
+    ``operation_reference`` is the gateway's id of the refund."""
+
+    refund_id: str
+    operation_reference: str
+    status: GatewayStatus
+    amount_minor: int
+    currency: str
+    failure_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -192,8 +227,31 @@ class Gateway(Protocol):
         cancels by ``payment_id`` where the gateway allows it (Adyen's /cancels by merchant reference)."""
         ...
 
-    def refund(self, *, payment_id: str, gateway_reference: str, amount_minor: int, currency: str) -> GatewayResult:
-        """REFUNDED: gives back up to the captured amount."""
+    def refund(
+        self,
+        *,
+        payment_id: str,
+        gateway_reference: str,
+        amount_minor: int,
+        currency: str,
+        refund_id: str | None = None,
+    ) -> GatewayResult:
+        """Gives back up to what is captured and not refunded yet (beyond: GatewayRejected).
+
+        Without ``refund_id`` (the payment saga's RefundCapture, key ``{payment_id}:refund``): REFUNDED. With one
+        (one of several partial refunds, key ``{payment_id}:refund:{refund_id}``, the refund id sent as the refund's
+        reference): REFUNDED (money went back), REFUND_PENDING (accepted, outcome later: ``lookup_refund``) or
+        REFUND_FAILED (the gateway refused it; its reason in ``decline_detail``). ``operation_reference`` is the
+        gateway's id of the refund."""
+        ...
+
+    def lookup_refund(
+        self, *, payment_id: str, gateway_reference: str, refund_id: str, operation_reference: str | None = None
+    ) -> RefundSnapshot | None:
+        """The refund made with ``refund_id``, or None when the gateway never took it (then sending it again with
+        the same key is safe). ``operation_reference`` (the gateway's id of the refund, when the refund answered)
+        lets an adapter read it directly (Stripe: retrieve the refund). Adyen has no read API: its adapter answers
+        from the stored REFUND notices and from the refunds Adyen "received" (REFUND_PENDING)."""
         ...
 
     def lookup(self, *, payment_id: str, gateway_reference: str | None = None) -> PaymentSnapshot | None:

@@ -29,9 +29,13 @@ from steps.gateway.port import (
     GatewayUnreachable,
     Operation,
     PaymentSnapshot,
+    RefundSnapshot,
     check_money,
     idempotency_key,
 )
+
+# What a refund made with a refund id may answer; anything else is not the contract.
+_REFUND_STATUSES = frozenset({GatewayStatus.REFUNDED, GatewayStatus.REFUND_PENDING, GatewayStatus.REFUND_FAILED})
 
 DEFAULT_TIMEOUT_MS = 2_000
 DEFAULT_CONNECT_TIMEOUT_MS = 500
@@ -83,10 +87,55 @@ class SandboxGateway:
         body = {"gateway_reference": gateway_reference}
         return self._operate(Operation.VOID, payment_id, f"/v1/payments/{payment_id}/void", body)
 
-    def refund(self, *, payment_id: str, gateway_reference: str, amount_minor: int, currency: str) -> GatewayResult:
+    def refund(
+        self,
+        *,
+        payment_id: str,
+        gateway_reference: str,
+        amount_minor: int,
+        currency: str,
+        refund_id: str | None = None,
+    ) -> GatewayResult:
         check_money(amount_minor, currency)
-        body = {"gateway_reference": gateway_reference, "amount_minor": amount_minor, "currency": currency}
-        return self._operate(Operation.REFUND, payment_id, f"/v1/payments/{payment_id}/refund", body)
+        body: dict[str, Any] = {"gateway_reference": gateway_reference, "amount_minor": amount_minor,
+                                "currency": currency}
+        if refund_id is not None:
+            body["refund_id"] = refund_id
+        result = self._operate(
+            Operation.REFUND, payment_id, f"/v1/payments/{payment_id}/refund", body, refund_id=refund_id
+        )
+        if refund_id is not None and result.status not in _REFUND_STATUSES:
+            raise GatewayOutcomeUnknown(
+                f"refund answered status {result.status.value}", operation=Operation.REFUND, payment_id=payment_id
+            )
+        return result
+
+    def lookup_refund(
+        self, *, payment_id: str, gateway_reference: str, refund_id: str, operation_reference: str | None = None
+    ) -> RefundSnapshot | None:
+        del gateway_reference, operation_reference  # the sandbox keeps every refund by payment and refund id
+        idempotency_key(Operation.REFUND, payment_id, refund_id)  # validates both ids as the refund does
+        path = f"/v1/payments/{payment_id}/refunds/{refund_id}"
+        response = self._send(None, payment_id, "GET", path, body=None, key=None)
+        if response.status_code == 404:
+            return None
+        body = self._checked(None, payment_id, response)
+        try:
+            status = GatewayStatus(body["status"])
+            if status not in _REFUND_STATUSES or (body["payment_id"], body["refund_id"]) != (payment_id, refund_id):
+                raise ValueError(f"not refund {refund_id} of {payment_id} in a refund's status")
+            reason = body.get("failure_reason")
+            return RefundSnapshot(
+                refund_id=refund_id,
+                operation_reference=_str(body, "operation_reference"),
+                status=status,
+                amount_minor=_int(body, "amount_minor"),
+                currency=_str(body, "currency"),
+                failure_reason=reason if isinstance(reason, str) else None,
+            )
+        except (KeyError, ValueError, TypeError) as bad:
+            raise GatewayOutcomeUnknown(f"lookup_refund answered an unexpected body: {bad}",
+                                        payment_id=payment_id) from bad
 
     def lookup(self, *, payment_id: str, gateway_reference: str | None = None) -> PaymentSnapshot | None:
         del gateway_reference  # the sandbox finds every payment by its id
@@ -114,8 +163,10 @@ class SandboxGateway:
 
     # --- HTTP -------------------------------------------------------------------------------------------------------
 
-    def _operate(self, operation: Operation, payment_id: str, path: str, body: dict[str, Any]) -> GatewayResult:
-        key = idempotency_key(operation, payment_id)
+    def _operate(
+        self, operation: Operation, payment_id: str, path: str, body: dict[str, Any], *, refund_id: str | None = None
+    ) -> GatewayResult:
+        key = idempotency_key(operation, payment_id, refund_id)
         response = self._send(operation, payment_id, "POST", path, body=body, key=key)
         answer = self._checked(operation, payment_id, response)
         try:
@@ -131,7 +182,7 @@ class SandboxGateway:
                 decline_reason=None
                 if answer.get("decline_reason") is None
                 else DeclineReason(answer["decline_reason"]),
-                decline_detail=answer.get("decline_reason"),
+                decline_detail=answer.get("failure_reason") or answer.get("decline_reason"),
                 replayed=response.headers.get("idempotent-replayed") == "true",
             )
         except (KeyError, ValueError, TypeError) as bad:

@@ -10,6 +10,14 @@
 | cancel    | ``POST /v1/payment_intents/{id}/cancel``                                             | VOIDED            |
 | refund    | ``POST /v1/refunds`` payment_intent, amount, metadata[payment_id]                    | REFUNDED          |
 |           |                                                                                      | (the refund's id) |
+| refund    | the same, plus metadata[refund_id]                                                   | succeeded:        |
+| (with id) |                                                                                      | REFUNDED; pending |
+|           |                                                                                      | / requires_action:|
+|           |                                                                                      | REFUND_PENDING;   |
+|           |                                                                                      | failed, canceled: |
+|           |                                                                                      | REFUND_FAILED     |
+| lookup_   | ``GET /v1/refunds/{id}`` given the refund's id, else ``GET /v1/refunds``             | RefundSnapshot,   |
+| refund    | payment_intent (every page) and the one whose metadata.refund_id is the refund id    | or None           |
 | lookup    | ``GET /v1/payment_intents/{id}`` (given the reference: strongly consistent), else    | PaymentSnapshot,  |
 |           | ``GET /v1/payment_intents/search`` ``metadata['payment_id']:'<id>'``                 | or None           |
 
@@ -47,7 +55,9 @@ tolerance 300 s) against ``webhook_secret``; one GatewayNotice per event:
 | ``payment_intent.payment_failed``               | AUTHORISATION_FAILED, amount, reason = decline_code/code  |
 | ``payment_intent.succeeded``                    | CAPTURED, amount_received                                 |
 | ``payment_intent.canceled``                     | CANCELLED, amount, reason = cancellation_reason           |
-| ``charge.refunded``                             | REFUNDED, amount_refunded, the latest refund's id         |
+| ``charge.refunded``                             | REFUNDED, amount_refunded (all refunds of the charge so   |
+|                                                 | far), the latest refund's id (where ``charge.refunds`` is |
+|                                                 | included: not on API versions since 2022-11-15)           |
 | ``refund.failed``; ``charge.refund.updated`` /  | REFUND_FAILED, amount, the refund's id, failure_reason    |
 | ``refund.updated`` with status failed           |                                                           |
 | ``charge.dispute.created``                      | DISPUTE_OPENED, amount, the dispute's id, reason          |
@@ -55,7 +65,9 @@ tolerance 300 s) against ``webhook_secret``; one GatewayNotice per event:
 | anything else                                   | OTHER                                                     |
 
 ``gateway_reference`` is the PaymentIntent (the object's id, or its ``payment_intent``), ``payment_id`` the object's
-``metadata.payment_id`` where it has one. The API key and the webhook secret are never logged.
+``metadata.payment_id`` where it has one (a refund made with a refund id carries both ``metadata.payment_id`` and
+``metadata.refund_id``: its events match one refund by the refund's id, ``operation_reference``). The API key and
+the webhook secret are never logged.
 """
 
 from __future__ import annotations
@@ -81,6 +93,7 @@ from steps.gateway.port import (
     GatewayUnreachable,
     Operation,
     PaymentSnapshot,
+    RefundSnapshot,
     check_money,
     idempotency_key,
 )
@@ -97,6 +110,15 @@ _DECLINE_REASONS = {reason.value: reason for reason in DeclineReason}
 # A PaymentIntent in one of these holds no authorization: declined, or waiting for a customer we cannot reach.
 _NOT_AUTHORIZED = frozenset({"requires_payment_method", "requires_action", "requires_confirmation"})
 _REFUND_ACCEPTED = frozenset({"succeeded", "pending", "requires_action"})  # a later failure comes as refund.failed
+# A refund's status (with a refund id) in the port's words.
+_REFUND_STATUS = {
+    "succeeded": GatewayStatus.REFUNDED,
+    "pending": GatewayStatus.REFUND_PENDING,
+    "requires_action": GatewayStatus.REFUND_PENDING,
+    "failed": GatewayStatus.REFUND_FAILED,
+    "canceled": GatewayStatus.REFUND_FAILED,
+}
+REFUND_PAGE = 100  # refunds listed per page (Stripe's maximum)
 
 
 @dataclass(frozen=True)
@@ -248,19 +270,24 @@ class StripeGateway:
                 currency=_str(intent, "currency").upper(),
             )
 
-    def refund(self, *, payment_id: str, gateway_reference: str, amount_minor: int, currency: str) -> GatewayResult:
+    def refund(
+        self,
+        *,
+        payment_id: str,
+        gateway_reference: str,
+        amount_minor: int,
+        currency: str,
+        refund_id: str | None = None,
+    ) -> GatewayResult:
         check_money(amount_minor, currency)
-        key = _key(Operation.REFUND, payment_id)
+        key = _key(Operation.REFUND, payment_id, refund_id)
+        metadata = {"payment_id": payment_id} | ({} if refund_id is None else {"refund_id": refund_id})
         reply = self._call(
             Operation.REFUND,
             payment_id,
             key,
             lambda options: self._client.v1.refunds.create(
-                params={
-                    "payment_intent": gateway_reference,
-                    "amount": amount_minor,
-                    "metadata": {"payment_id": payment_id},
-                },
+                params={"payment_intent": gateway_reference, "amount": amount_minor, "metadata": metadata},
                 options=options,
             ),
         )
@@ -270,11 +297,30 @@ class StripeGateway:
                 refund.get("object") != "refund"
                 or _payment_intent_id(refund) != gateway_reference
                 or _metadata_payment_id(refund) != payment_id
+                or _metadata(refund, "refund_id") != refund_id
                 or _int(refund, "amount") != amount_minor
                 or _str(refund, "currency").upper() != currency.upper()
             ):
-                raise ValueError("the refund is not the one asked for (payment_intent, payment_id, amount, currency)")
+                raise ValueError(
+                    "the refund is not the one asked for (payment_intent, payment_id, refund_id, amount, currency)"
+                )
             status = _str(refund, "status")
+            if refund_id is not None:
+                if status not in _REFUND_STATUS:
+                    raise ValueError(f"refund status {status!r}")
+                refund_status = _REFUND_STATUS[status]
+                return GatewayResult(
+                    operation=Operation.REFUND,
+                    status=refund_status,
+                    payment_id=payment_id,
+                    idempotency_key=key,
+                    gateway_reference=gateway_reference,
+                    operation_reference=_str(refund, "id"),
+                    amount_minor=amount_minor,
+                    currency=currency,
+                    decline_detail=_failure_reason(refund) if refund_status is GatewayStatus.REFUND_FAILED else None,
+                    replayed=reply.replayed,
+                )
         if status not in _REFUND_ACCEPTED:
             raise GatewayRejected(
                 f"refund: Stripe answered a {status} refund",
@@ -302,6 +348,85 @@ class StripeGateway:
             return None
         with _contract(None, payment_id):
             return _snapshot(payment_id, intent)
+
+    def lookup_refund(
+        self, *, payment_id: str, gateway_reference: str, refund_id: str, operation_reference: str | None = None
+    ) -> RefundSnapshot | None:
+        _key(Operation.REFUND, payment_id, refund_id)  # validates both ids as the refund does
+        if not gateway_reference:
+            raise ValueError("Stripe lists a PaymentIntent's refunds by its id: gateway_reference is required")
+        refund = (
+            self._retrieve_refund(payment_id, operation_reference)
+            if operation_reference
+            else self._find_refund(payment_id, gateway_reference, refund_id)
+        )
+        if refund is None:
+            return None
+        with _contract(None, payment_id):
+            if (
+                refund.get("object") != "refund"
+                or _payment_intent_id(refund) != gateway_reference
+                or _metadata_payment_id(refund) != payment_id
+                or _metadata(refund, "refund_id") != refund_id
+            ):
+                raise ValueError(f"{refund.get('id')} is not refund {refund_id} of {gateway_reference}")
+            status = _REFUND_STATUS[_str(refund, "status")]
+            return RefundSnapshot(
+                refund_id=refund_id,
+                operation_reference=_str(refund, "id"),
+                status=status,
+                amount_minor=_int(refund, "amount"),
+                currency=_str(refund, "currency").upper(),
+                failure_reason=_failure_reason(refund) if status is GatewayStatus.REFUND_FAILED else None,
+            )
+
+    def _retrieve_refund(self, payment_id: str, refund_reference: str) -> JsonDict | None:
+        """The refund by its id (strongly consistent)."""
+        try:
+            reply = self._call(
+                None, payment_id, None, lambda options: self._client.v1.refunds.retrieve(refund_reference,
+                                                                                         options=options)
+            )
+        except GatewayRejected as missing:
+            if missing.status_code == 404 and missing.code == "resource_missing":
+                return None
+            raise
+        return reply.body
+
+    def _find_refund(self, payment_id: str, gateway_reference: str, refund_id: str) -> JsonDict | None:
+        """The PaymentIntent's refund carrying ``metadata.refund_id``, through every page of its refunds."""
+        starting_after: str | None = None
+        while True:
+            try:
+                reply = self._call(None, payment_id, None, self._refund_page(gateway_reference, starting_after))
+            except GatewayRejected as missing:
+                if missing.status_code == 404 and missing.code == "resource_missing":
+                    return None  # no such PaymentIntent: no refund of it either
+                raise
+            with _contract(None, payment_id):
+                page = reply.body.get("data")
+                if reply.body.get("object") != "list" or not isinstance(page, list):
+                    raise ValueError("refunds.list did not answer a list")
+                refunds = [r for r in page if isinstance(r, dict)]
+                mine = [r for r in refunds if _metadata(r, "refund_id") == refund_id]
+                if mine:
+                    return max(mine, key=_created)
+                if reply.body.get("has_more") is not True or not refunds:
+                    return None
+                starting_after = _str(refunds[-1], "id")
+
+    def _refund_page(
+        self, gateway_reference: str, starting_after: str | None
+    ) -> Callable[[stripe.RequestOptions], stripe.StripeObject]:
+        """One page of the PaymentIntent's refunds (newest first), after ``starting_after``."""
+        if starting_after is None:
+            return lambda options: self._client.v1.refunds.list(
+                params={"payment_intent": gateway_reference, "limit": REFUND_PAGE}, options=options
+            )
+        return lambda options: self._client.v1.refunds.list(
+            params={"payment_intent": gateway_reference, "limit": REFUND_PAGE, "starting_after": starting_after},
+            options=options,
+        )
 
     def _find(self, payment_id: str, gateway_reference: str | None) -> JsonDict | None:
         """The PaymentIntent: retrieved by its id when the saga kept it, else searched by metadata.payment_id."""
@@ -430,8 +555,8 @@ def _contract(operation: Operation | None, payment_id: str) -> Iterator[None]:
         ) from bad
 
 
-def _key(operation: Operation, payment_id: str) -> str:
-    key = idempotency_key(operation, payment_id)
+def _key(operation: Operation, payment_id: str, refund_id: str | None = None) -> str:
+    key = idempotency_key(operation, payment_id, refund_id)
     if len(key) > MAX_KEY_LENGTH:
         raise ValueError(f"idempotency key of {len(key)} characters; Stripe takes at most {MAX_KEY_LENGTH}")
     return key
@@ -676,9 +801,19 @@ def _created(obj: JsonDict) -> int:
 
 
 def _metadata_payment_id(obj: JsonDict) -> str | None:
+    return _metadata(obj, "payment_id")
+
+
+def _metadata(obj: JsonDict, name: str) -> str | None:
     metadata = obj.get("metadata")
-    value = metadata.get("payment_id") if isinstance(metadata, dict) else None
+    value = metadata.get(name) if isinstance(metadata, dict) else None
     return value if isinstance(value, str) and value else None
+
+
+def _failure_reason(refund: JsonDict) -> str:
+    """Why a refund failed: Stripe's ``failure_reason`` (failed), else its status (canceled)."""
+    reason = refund.get("failure_reason")
+    return reason if isinstance(reason, str) and reason else str(refund.get("status"))
 
 
 def _payment_intent_id(obj: JsonDict) -> str | None:

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from core import observability
-from steps.gateway.port import Gateway, GatewayResult, PaymentSnapshot
+from steps.gateway.port import Gateway, GatewayResult, PaymentSnapshot, RefundSnapshot
 
 __all__ = ["TracedGateway", "traced"]
 
@@ -44,10 +44,25 @@ class TracedGateway:
         with self._call("cancel"):
             return self.inner.cancel(payment_id=payment_id, gateway_reference=gateway_reference)
 
-    def refund(self, *, payment_id: str, gateway_reference: str, amount_minor: int, currency: str) -> GatewayResult:
+    def refund(
+        self,
+        *,
+        payment_id: str,
+        gateway_reference: str,
+        amount_minor: int,
+        currency: str,
+        refund_id: str | None = None,
+    ) -> GatewayResult:
         with self._call("refund"):
             return self.inner.refund(payment_id=payment_id, gateway_reference=gateway_reference,
-                                     amount_minor=amount_minor, currency=currency)
+                                     amount_minor=amount_minor, currency=currency, refund_id=refund_id)
+
+    def lookup_refund(
+        self, *, payment_id: str, gateway_reference: str, refund_id: str, operation_reference: str | None = None
+    ) -> RefundSnapshot | None:
+        with self._call("lookup_refund"):
+            return self.inner.lookup_refund(payment_id=payment_id, gateway_reference=gateway_reference,
+                                            refund_id=refund_id, operation_reference=operation_reference)
 
     def lookup(self, *, payment_id: str, gateway_reference: str | None = None) -> PaymentSnapshot | None:
         with self._call("lookup"):

@@ -70,3 +70,28 @@ def test_executions_are_listed_and_shown_state_by_state(live: LiveStack) -> None
     for state in ("ValidatePayment", "ReserveBalance", "AuthorizeGateway", "VoidAuthorization", "ReleaseReservation",
                   "RejectPayment", "ExecutionFailed"):
         assert state in shown.stdout
+
+
+def test_payments_are_captured_refunded_cancelled_and_shown(live: LiveStack) -> None:
+    held = live.cli("pay", "--amount", "5000", "--currency", "EUR", "--capture-mode", "manual")
+    assert "HTTP 201" in held.stdout and '"status": "authorized"' in held.stdout, held.stdout + held.stderr
+    found = re.search(r'"id": "(\d+)"', held.stdout)
+    assert found is not None
+    payment_id = found.group(1)
+
+    captured = live.cli("payments", "capture", payment_id, "--amount", "3000")
+    assert "HTTP 200" in captured.stdout and '"status": "succeeded"' in captured.stdout, captured.stdout
+    refunded = live.cli("payments", "refund", payment_id, "--amount", "1000", "--reason", "returned")
+    assert "HTTP 201" in refunded.stdout and '"object": "refund"' in refunded.stdout, refunded.stdout
+    too_much = live.cli("payments", "refund", payment_id, "--amount", "2001")
+    assert too_much.returncode == 1 and "HTTP 422" in too_much.stdout and "AmountExceedsRefundable" in too_much.stdout
+
+    shown = live.cli("payments", "show", payment_id)
+    assert shown.returncode == 0, shown.stderr
+    for what in ("capture", "refund", "refund_post", "post", "SUCCEEDED"):
+        assert what in shown.stdout, what
+
+    other = re.search(r'"id": "(\d+)"', live.cli("pay", "--amount", "700", "--capture-mode", "manual").stdout)
+    assert other is not None
+    cancelled = live.cli("payments", "cancel", other.group(1), "--reason", "out of stock")
+    assert "HTTP 200" in cancelled.stdout and '"status": "canceled"' in cancelled.stdout, cancelled.stdout

@@ -7,40 +7,16 @@ off in virtual time), against the live stack's backends."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from datetime import UTC, datetime
 
 import httpx
-import pytest
 from ulid import ULID
 
-from core.settings import settings
-from local.asl import LocalStepFunctions, ManualClock
-from local.aws_names import LOCAL_ACCOUNT, LOCAL_REGION
 from local.http.apigateway import new_context, to_event
-from local.saga_runtime import create_saga_machine, local_services, resolve_handler
 from local.testing.live import LiveStack
 from saga.bootstrap import Services
 from saga.handler import make_handler
 from saga.sync import sync
 from tests.e2e.saga_support import ledger_kinds, payment_row
-
-
-@pytest.fixture
-def services(live: LiveStack, step_env: None) -> Iterator[Services]:
-    runtime = LocalStepFunctions(resolve_handler, clock=ManualClock(start=datetime.now(UTC)), region=LOCAL_REGION,
-                                 account=LOCAL_ACCOUNT)
-    made = local_services(settings(), step_functions=(runtime, create_saga_machine(runtime, role="paysaga-sync")))
-    yield made
-    made.close()
-
-
-@pytest.fixture
-def captures_never_settle(live: LiveStack) -> Iterator[None]:
-    """The sandbox confirms asynchronous captures only when told to (the stack's default is after 1 s)."""
-    live.configure_gateway(settle_after_ms=None)
-    yield
-    live.configure_gateway(settle_after_ms=1000)
 
 
 def _parked_payment(live: LiveStack, services: Services) -> str:

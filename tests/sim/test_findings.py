@@ -120,3 +120,26 @@ def test_a_capture_at_the_gateway_is_never_left_behind_a_failed_payment(sim_back
     charged = int(snapshot["captured_minor"]) - int(snapshot["refunded_minor"])
     assert not (status in ("failed", "rejected") and charged > 0), \
         f"payment says {status} while the gateway charged {charged}: nothing will ever refund it"
+
+
+# Found by the operations' simulation (`paysaga simulate --seed-from 32006 --seeds 1`; tests/sim seeds 8 and 10): a
+# manual-capture payment whose CaptureOrVoid process dies is parked (needs_attention, authorized at the gateway, its
+# reservation held). Every replay then ends at CaptureOrVoid's {"action": "held"} without moving the payment back to
+# `authorized`: it stayed needs_attention, its merchant could not capture or cancel it (both need `authorized`), the
+# expiry policy (saga.sync) never saw it, and its reservation stayed pending (property 12). Fixed in steps/capture.py:
+# a replay asks the gateway and holds the payment again (or turns back when the authorization or reservation is gone).
+def test_a_parked_manual_capture_is_authorized_again_by_replay(sim_backends: Backends) -> None:
+    run = SeedRun(sim_backends, 700_004, SimulationConfig(seeds=[700_004], payments_per_seed=0, gateway="sandbox",
+                                                          after_checkout_payments=0))
+    before = entries_digest(sim_backends)
+    body = {"amount_minor": 894, "currency": "EUR", "payment_method_token": "tok_approve", "capture_mode": "manual",
+            "customer_reference": "cus-finding-4", "order_reference": "finding-4"}
+    outcome = Outcome(key="finding-4", merchant_id=run.merchant_id, fingerprint="")
+    with run.injector.installed():
+        run._send(outcome, body, RequestPlan(Plan([StepFault("CaptureOrVoid", Where.BEFORE)])), run._via_handler)
+        run.outcomes.append(outcome)
+        run.replay_until_final()
+    run.ids.close()
+    assert run.injector.fired == {"crash_before:CaptureOrVoid": 1}
+    violations, _, _ = check_all(run, entries_before=before)
+    assert not violations, "\n".join(str(v) for v in violations)

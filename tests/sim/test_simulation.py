@@ -1,10 +1,12 @@
-"""The crash-injection simulation (DESIGN 12): seeded payments through the live stack under faults, replays, and
-every property checked from the stores (14: notifications, through a crashing consumer and a failing endpoint). A
-failure names the seed; `paysaga simulate --seed-from S --seeds 1` reproduces it.
+"""The crash-injection simulation (DESIGN 12): seeded payments through the live stack under faults, replays, the
+operations after checkout (captures, cancels, refunds: 13), and every property checked from the stores (15:
+notifications, through a crashing consumer and a failing endpoint). A failure names the seed;
+`paysaga simulate --seed-from S --seeds 1` reproduces it.
 Target: about 90 s for the 240 payments here."""
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,14 +35,17 @@ def test_every_property_holds_under_injected_faults(sim_backends: Backends, firs
     faults = sum(sum(r.faults.values()) for r in results)
     checked = {p for r in results for p in r.checked}
     assert faults >= SEEDS_PER_CASE * 3, [dict(r.faults) for r in results]
-    webhooks = {"P13"} if any(r.faults["webhooks_sent"] for r in results) else set()  # Stripe and Adyen seeds
-    assert checked == {f"P{n}" for n in range(1, 13)} | webhooks | {"P14"}, checked
+    webhooks = {"P14"} if any(r.faults["webhooks_sent"] for r in results) else set()  # Stripe and Adyen seeds
+    assert checked == {f"P{n}" for n in range(1, 14)} | webhooks | {"P15"}, checked
+    # The operations after checkout ran: captures, cancels and refunds, each decided by the end.
+    ended = Counter({k: n for r in results for k, n in r.faults.items() if k.startswith("ops_ended_")})
+    assert ended["ops_ended_refund_succeeded"] and ended["ops_ended_capture_succeeded"], ended
     # The notifications were put through their faults: the consumer crashed, the merchant's endpoint failed.
     assert sum(r.faults["notification_consumer_crashes"] for r in results) > 0, [dict(r.faults) for r in results]
     assert sum(r.faults["webhook_requests_failed"] for r in results) > 0, [dict(r.faults) for r in results]
     assert webhooks, "every case has a Stripe or Adyen seed"
     statuses = {s for r in results for s in r.statuses}
-    assert statuses <= {"succeeded", "review", "rejected", "failed", "refunded"}, statuses
+    assert statuses <= {"succeeded", "review", "rejected", "failed", "refunded", "canceled", "authorized"}, statuses
 
 
 def _stranded_payment(run: SeedRun) -> int:
@@ -84,7 +89,7 @@ def test_the_checks_catch_a_second_gateway_key(sim_backends: Backends) -> None:
 
 
 def test_the_checks_catch_a_false_or_missing_announcement(sim_backends: Backends) -> None:
-    """Property 14 flags an event announced that no outbox row holds, one announced against the payment's record,
+    """Property 15 flags an event announced that no outbox row holds, one announced against the payment's record,
     and an event that never reached the merchant's endpoint."""
     seed = 900_003
     run = SeedRun(sim_backends, seed, SimulationConfig(seeds=[seed], payments_per_seed=4, gateway="sandbox",
@@ -104,7 +109,7 @@ def test_the_checks_catch_a_false_or_missing_announcement(sim_backends: Backends
     notified.sns.extend([invented, contradicted])
     notified.receiver.requests[:] = [r for r in notified.receiver.requests if r.event_id != str(succeeded.id)]
     violations, _, _ = check_all(run, entries_before=before)
-    details = [v.detail for v in violations if v.property == 14]
+    details = [v.detail for v in violations if v.property == 15]
     assert any(invented["id"] in d and "no outbox row" in d for d in details), details
     assert any(str(succeeded.id) in d and "no outbox row" in d for d in details), details  # the wrong type
     assert any(str(succeeded.id) in d and "never reached the merchant's endpoint" in d for d in details), details
@@ -124,3 +129,26 @@ def test_the_twin_execution_findings_stay_fixed(sim_backends: Backends, seed: in
     result = run_seed(sim_backends, seed, SimulationConfig(seeds=[seed], payments_per_seed=15, gateway="sandbox"))
     assert not result.violations, "\n" + violations_text([result])
     assert result.faults["double_start"] + sum(n for k, n in result.faults.items() if k.startswith("duplicate")) > 0
+
+
+def test_the_checks_catch_a_refund_made_under_another_key(sim_backends: Backends) -> None:
+    """Property 11 flags a refund the gateway was asked under a key that names no refund of the payment, and 13 the
+    money it gave back that the ledger never posted as refunded."""
+    seed = 900_004
+    run = SeedRun(sim_backends, seed, SimulationConfig(seeds=[seed], payments_per_seed=3, gateway="sandbox",
+                                                       fault_probability=0.0, after_checkout_payments=2))
+    before = entries_digest(sim_backends)
+    result = run.run()
+    assert not result.violations, "\n" + violations_text([result])
+    assert result.operations > 0, result.faults
+    with sim_backends.engine.connect() as conn:
+        paid = conn.execute(text("SELECT id, gateway_reference, currency FROM payments WHERE merchant_id = :m"
+                                 " AND status = 'succeeded' ORDER BY id LIMIT 1"), {"m": run.merchant_id}).one()
+    key = f"{paid.id}:refund:1"  # no refund of this payment has id 1
+    httpx.post(f"{sim_backends.gateways.urls['sandbox']}/v1/payments/{paid.id}/refund", timeout=10,
+               headers={"Idempotency-Key": key},
+               json={"gateway_reference": paid.gateway_reference, "amount_minor": 1, "currency": paid.currency,
+                     "refund_id": "1"}).raise_for_status()
+    violations, _, _ = check_all(run, entries_before=before)
+    flagged = {(v.property, v.payment_id) for v in violations}
+    assert (11, paid.id) in flagged and (13, paid.id) in flagged, violations

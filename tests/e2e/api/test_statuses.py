@@ -34,7 +34,8 @@ def test_201_created_and_succeeded(live: LiveStack) -> None:
     assert [row["id"] for row in merchant_payments(live, merchant_id)] == [int(got["id"])]
 
     shown = get(live, api_key, got["id"])
-    assert shown.status_code == 200 and shown.json() == {**got, "disputes": []}  # GET also shows its disputes
+    # GET also shows its disputes and its operations (none yet)
+    assert shown.status_code == 200 and shown.json() == {**got, "disputes": [], "operations": [], "refunded_minor": 0}
 
 
 def test_partial_capture_captures_less_than_authorized(live: LiveStack) -> None:
@@ -145,7 +146,7 @@ def test_400_body_not_a_json_object(live: LiveStack, content: bytes, error: str,
     ({"surprise": 1}, "surprise"),
     ({"payment_method_token": ""}, "payment_method_token"),
     ({"order_reference": "o" * 129}, "order_reference"),
-    ({"capture_mode": "manual"}, "capture_mode"),
+    ({"capture_mode": "later"}, "capture_mode"),
     ({"capture_amount_minor": 2000}, "capture_amount_minor"),
     ({"metadata": {"k": 1}}, "metadata.k"),
     ({"metadata": {f"k{i}": "v" for i in range(21)}}, "metadata"),

@@ -40,7 +40,7 @@ from tests.integration.store.support import new_id
 MIGRATIONS = Path(__file__).resolve().parents[3] / "migrations" / "versions"
 MIGRATION = MIGRATIONS / "20261203_0005_roles.py"
 # Later migrations that grant paysaga_app what the tables they make need (each with a TABLE_GRANTS of its own).
-GRANTING = ("20261203_0006_webhooks.py",)
+GRANTING = ("20261203_0006_webhooks.py", "20261203_0007_operations.py")
 # Tables paysaga_app has no privilege on, on purpose (a new table must be granted in a migration or listed here).
 UNGRANTED = {"alembic_version": "the migrations' bookkeeping"}
 PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER")

@@ -221,7 +221,8 @@ def test_the_hand_off_is_idempotent_and_goes_to_each_enabled_endpoint(engine: En
 
 def _without_merchant(event: OutboxEvent) -> OutboxEvent:
     return OutboxEvent(id=event.id, payment_id=event.payment_id, event_type=event.event_type, payload={},
-                       created_at=event.created_at, sent_at=event.sent_at, attempts=event.attempts)
+                       created_at=event.created_at, sent_at=event.sent_at, attempts=event.attempts,
+                       operation_id=event.operation_id)
 
 
 def test_resend_of_one_event_to_one_endpoint_and_claims_are_not_sent_twice(

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import secrets
 import threading
-from collections import defaultdict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +34,7 @@ from steps.gateway.port import (
     GatewayUnreachable,
     Operation,
     PaymentSnapshot,
+    RefundSnapshot,
 )
 
 HMAC_KEY = secrets.token_hex(32)
@@ -44,23 +44,27 @@ CURRENCY = "EUR"
 
 
 class NoticeStore:
-    """What the saga's webhook route keeps: each notice once per event id, by payment, oldest first."""
+    """What the saga's webhook route keeps: each notice once per event id; read back as store.notices does, by the
+    payment id the gateway echoed or by the payment's reference at the gateway (a refund made under its refund id
+    echoes that id, and names the payment by originalReference only), oldest first."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._by_payment: dict[str, list[GatewayNotice]] = defaultdict(list)
+        self._all: list[GatewayNotice] = []
         self._seen: set[str] = set()
 
     def add(self, notices: list[GatewayNotice]) -> None:
         with self._lock:
             for notice in notices:
-                if notice.event_id not in self._seen and notice.payment_id is not None:
+                if notice.event_id not in self._seen:
                     self._seen.add(notice.event_id)
-                    self._by_payment[notice.payment_id].append(notice)
+                    self._all.append(notice)
 
     def __call__(self, payment_id: str) -> list[GatewayNotice]:
         with self._lock:
-            return list(self._by_payment[payment_id])
+            references = {n.gateway_reference for n in self._all
+                          if n.payment_id == payment_id and n.gateway_reference is not None}
+            return [n for n in self._all if n.payment_id == payment_id or n.gateway_reference in references]
 
 
 @dataclass
@@ -256,6 +260,122 @@ def test_a_refund_that_fails_later_arrives_as_refund_failed(world: World) -> Non
     world.wait_for_notice("pay_refund_fails", NoticeKind.REFUND_FAILED)
     found = looked_up(world, "pay_refund_fails")
     assert (found.status, found.refunded_minor) == (GatewayStatus.CAPTURED, 0)
+
+
+def captured(world: World, payment_id: str, token: str = "tok_approve") -> str:
+    """Authorized and captured (AMOUNT), both webhooks arrived; the pspReference."""
+    reference = authorized(world, payment_id, token)
+    world.gateway.capture(payment_id=payment_id, gateway_reference=reference, amount_minor=AMOUNT, currency=CURRENCY)
+    world.settle(payment_id)
+    world.wait_for_notice(payment_id, NoticeKind.CAPTURED)
+    return reference
+
+
+def refund_notice(world: World, payment_id: str, operation_reference: str) -> GatewayNotice:
+    """Wait for the REFUND (or REFUND_FAILED) notice of one refund, by its pspReference."""
+    def mine() -> list[GatewayNotice]:
+        return [n for n in world.notices(payment_id) if n.operation_reference == operation_reference
+                and n.kind in (NoticeKind.REFUNDED, NoticeKind.REFUND_FAILED)]
+
+    world.receiver.wait_for(lambda _: bool(mine()))
+    return mine()[0]
+
+
+def test_several_partial_refunds_pending_until_their_webhooks_then_refunded(world: World) -> None:
+    payment_id = "pay_partial_refunds"
+    reference = captured(world, payment_id)
+    first_id, second_id = "7261234567890123456", "7261234567890123457"
+    first = world.gateway.refund(payment_id=payment_id, gateway_reference=reference, amount_minor=2_000,
+                                 currency=CURRENCY, refund_id=first_id)
+    second = world.gateway.refund(payment_id=payment_id, gateway_reference=reference, amount_minor=3_000,
+                                  currency=CURRENCY, refund_id=second_id)
+    assert (first.status, first.idempotency_key, first.amount_minor) == (
+        GatewayStatus.REFUND_PENDING, f"{payment_id}:refund:{first_id}", 2_000)
+    assert second.status is GatewayStatus.REFUND_PENDING
+    assert len({first.operation_reference, second.operation_reference, reference}) == 3
+    # Received, not decided: pending, from this adapter's record or from the reference the caller recorded.
+    assert world.gateway.lookup_refund(payment_id=payment_id, gateway_reference=reference,
+                                       refund_id=first_id) == RefundSnapshot(
+        refund_id=first_id, operation_reference=first.operation_reference, status=GatewayStatus.REFUND_PENDING,
+        amount_minor=2_000, currency=CURRENCY)
+    elsewhere = world.adapter()  # another process: knows only what the caller recorded
+    assert elsewhere.lookup_refund(payment_id=payment_id, gateway_reference=reference, refund_id=second_id) is None
+    pending = elsewhere.lookup_refund(payment_id=payment_id, gateway_reference=reference, refund_id=second_id,
+                                      operation_reference=second.operation_reference)
+    assert pending is not None and pending.status is GatewayStatus.REFUND_PENDING
+
+    world.settle(payment_id)
+    notice = refund_notice(world, payment_id, first.operation_reference)
+    # The REFUND webhook names the refund: its pspReference, our refund id as merchantReference, the payment's
+    # pspReference as originalReference.
+    assert (notice.kind, notice.payment_id, notice.gateway_reference, notice.amount_minor) == (
+        NoticeKind.REFUNDED, first_id, reference, 2_000)
+    refund_notice(world, payment_id, second.operation_reference)
+    assert world.gateway.lookup_refund(payment_id=payment_id, gateway_reference=reference,
+                                       refund_id=first_id) == RefundSnapshot(
+        refund_id=first_id, operation_reference=first.operation_reference, status=GatewayStatus.REFUNDED,
+        amount_minor=2_000, currency=CURRENCY)
+    # By the refund id alone (merchantReference), in another process.
+    found = elsewhere.lookup_refund(payment_id=payment_id, gateway_reference=reference, refund_id=second_id)
+    assert found is not None and (found.status, found.operation_reference, found.amount_minor) == (
+        GatewayStatus.REFUNDED, second.operation_reference, 3_000)
+    payment = looked_up(world, payment_id, reference)
+    # As the sandbox: a payment with any refund reads REFUNDED; refunded_minor says how much.
+    assert (payment.status, payment.captured_minor, payment.refunded_minor) == (GatewayStatus.REFUNDED, AMOUNT, 5_000)
+
+
+def test_the_same_refund_id_twice_is_one_refund(world: World) -> None:
+    payment_id = "pay_refund_twice"
+    reference = captured(world, payment_id)
+    asked: dict[str, Any] = {"payment_id": payment_id, "gateway_reference": reference, "amount_minor": 1_000,
+                             "currency": CURRENCY, "refund_id": "99"}
+    first = world.gateway.refund(**asked)
+    again = world.gateway.refund(**asked)
+    assert again.operation_reference == first.operation_reference  # Adyen replayed its answer under the key
+    assert len(world.committed(payment_id, Operation.REFUND)) == 1
+    with pytest.raises(GatewayRejected) as reused:
+        world.gateway.refund(**(asked | {"amount_minor": 1_001}))
+    assert reused.value.code == "704"
+
+
+def test_lookup_of_a_refund_never_made_is_none(world: World) -> None:
+    reference = captured(world, "pay_refund_none")
+    assert world.gateway.lookup_refund(payment_id="pay_refund_none", gateway_reference=reference,
+                                       refund_id="12345") is None
+
+
+def test_a_declined_refund_is_pending_then_refund_failed(world: World) -> None:
+    payment_id = "pay_refund_declined"
+    reference = captured(world, payment_id, "tok_refund_declined")
+    result = world.gateway.refund(payment_id=payment_id, gateway_reference=reference, amount_minor=1_000,
+                                  currency=CURRENCY, refund_id="7261234567890123999")
+    assert result.status is GatewayStatus.REFUND_PENDING
+    world.settle(payment_id)
+    notice = refund_notice(world, payment_id, result.operation_reference)
+    assert (notice.kind, notice.reason) == (NoticeKind.REFUND_FAILED, "Refund declined")
+    assert world.gateway.lookup_refund(payment_id=payment_id, gateway_reference=reference,
+                                       refund_id="7261234567890123999") == RefundSnapshot(
+        refund_id="7261234567890123999", operation_reference=result.operation_reference,
+        status=GatewayStatus.REFUND_FAILED, amount_minor=1_000, currency=CURRENCY, failure_reason="Refund declined")
+    assert looked_up(world, payment_id, reference).refunded_minor == 0
+
+
+def test_a_refund_beyond_what_remains_is_received_then_refused_by_webhook(world: World) -> None:
+    """Adyen accepts a refund of a known payment ("received") and refuses an excess later, by webhook: no 4xx."""
+    payment_id = "pay_refund_excess"
+    reference = captured(world, payment_id)
+    world.gateway.refund(payment_id=payment_id, gateway_reference=reference, amount_minor=AMOUNT - 100,
+                         currency=CURRENCY, refund_id="1")
+    excess = world.gateway.refund(payment_id=payment_id, gateway_reference=reference, amount_minor=101,
+                                  currency=CURRENCY, refund_id="2")
+    assert excess.status is GatewayStatus.REFUND_PENDING
+    world.settle(payment_id)
+    found_notice = refund_notice(world, payment_id, excess.operation_reference)
+    assert found_notice.kind is NoticeKind.REFUND_FAILED
+    found = world.gateway.lookup_refund(payment_id=payment_id, gateway_reference=reference, refund_id="2")
+    assert found is not None and found.status is GatewayStatus.REFUND_FAILED
+    assert found.failure_reason == "Refund amount exceeds the captured amount"
+    assert looked_up(world, payment_id, reference).refunded_minor == AMOUNT - 100
 
 
 # --- faults: the port's exceptions, resolved under the same key ---------------------------------------------------

@@ -28,6 +28,7 @@ from steps.gateway.port import (
     GatewayStatus,
     GatewayUnreachable,
     PaymentSnapshot,
+    RefundSnapshot,
 )
 from steps.gateway.stripe import StripeGateway
 
@@ -213,6 +214,71 @@ def test_refunding_more_than_was_captured_is_rejected(gateway: StripeGateway, pa
     with pytest.raises(GatewayRejected) as rejected:
         gateway.refund(payment_id=payment_id, gateway_reference=reference, amount_minor=5_001, currency=CURRENCY)
     assert (rejected.value.status_code, rejected.value.code) == (400, "amount_too_large")
+
+
+def test_several_partial_refunds_each_under_its_refund_id(
+    gateway: StripeGateway, admin: httpx.Client, payment_id: str
+) -> None:
+    reference = authorize(gateway, payment_id).gateway_reference
+    gateway.capture(payment_id=payment_id, gateway_reference=reference, amount_minor=10_000, currency=CURRENCY)
+    first_id, second_id = "7261234567890123456", "7261234567890123457"
+    first = gateway.refund(payment_id=payment_id, gateway_reference=reference, amount_minor=3_000, currency=CURRENCY,
+                           refund_id=first_id)
+    second = gateway.refund(payment_id=payment_id, gateway_reference=reference, amount_minor=4_000,
+                            currency=CURRENCY, refund_id=second_id)
+    assert (first.status, first.amount_minor, first.idempotency_key) == (
+        GatewayStatus.REFUNDED, 3_000, f"{payment_id}:refund:{first_id}")
+    assert (second.status, second.idempotency_key) == (GatewayStatus.REFUNDED, f"{payment_id}:refund:{second_id}")
+    assert first.operation_reference.startswith("re_") and first.operation_reference != second.operation_reference
+    # By the refund's id when the caller has it, else found among the PaymentIntent's refunds by metadata.refund_id.
+    assert gateway.lookup_refund(payment_id=payment_id, gateway_reference=reference, refund_id=first_id,
+                                 operation_reference=first.operation_reference) == RefundSnapshot(
+        refund_id=first_id, operation_reference=first.operation_reference, status=GatewayStatus.REFUNDED,
+        amount_minor=3_000, currency=CURRENCY)
+    assert gateway.lookup_refund(payment_id=payment_id, gateway_reference=reference,
+                                 refund_id=second_id) == RefundSnapshot(
+        refund_id=second_id, operation_reference=second.operation_reference, status=GatewayStatus.REFUNDED,
+        amount_minor=4_000, currency=CURRENCY)
+    found = snapshot(gateway, payment_id, reference)
+    assert (found.status, found.captured_minor, found.refunded_minor) == (GatewayStatus.CAPTURED, 10_000, 7_000)
+
+    # The same refund id again is the same refund: Stripe replays it under the key.
+    again = gateway.refund(payment_id=payment_id, gateway_reference=reference, amount_minor=3_000, currency=CURRENCY,
+                           refund_id=first_id)
+    assert again.replayed and again.operation_reference == first.operation_reference
+    assert len(committed(admin, payment_id, Operation.REFUND)) == 2
+    assert snapshot(gateway, payment_id, reference).refunded_minor == 7_000
+
+    # Beyond what remains (3 000): refused, nothing taken; what remains still goes back.
+    with pytest.raises(GatewayRejected) as rejected:
+        gateway.refund(payment_id=payment_id, gateway_reference=reference, amount_minor=3_001, currency=CURRENCY,
+                       refund_id="3")
+    assert (rejected.value.status_code, rejected.value.code) == (400, "amount_too_large")
+    assert gateway.lookup_refund(payment_id=payment_id, gateway_reference=reference, refund_id="3") is None
+    last = gateway.refund(payment_id=payment_id, gateway_reference=reference, amount_minor=3_000, currency=CURRENCY,
+                          refund_id="4")
+    assert last.status is GatewayStatus.REFUNDED
+    assert snapshot(gateway, payment_id, reference).refunded_minor == 10_000
+
+
+def test_lookup_of_a_refund_never_made_is_none(gateway: StripeGateway, payment_id: str) -> None:
+    reference = authorize(gateway, payment_id).gateway_reference
+    gateway.capture(payment_id=payment_id, gateway_reference=reference, amount_minor=AMOUNT, currency=CURRENCY)
+    gateway.refund(payment_id=payment_id, gateway_reference=reference, amount_minor=100, currency=CURRENCY,
+                   refund_id="1")
+    assert gateway.lookup_refund(payment_id=payment_id, gateway_reference=reference, refund_id="2") is None
+    assert gateway.lookup_refund(payment_id=payment_id, gateway_reference=reference, refund_id="2",
+                                 operation_reference="re_neverMade") is None
+
+
+def test_a_refund_of_another_refund_id_is_not_trusted(gateway: StripeGateway, payment_id: str) -> None:
+    reference = authorize(gateway, payment_id).gateway_reference
+    gateway.capture(payment_id=payment_id, gateway_reference=reference, amount_minor=AMOUNT, currency=CURRENCY)
+    made = gateway.refund(payment_id=payment_id, gateway_reference=reference, amount_minor=100, currency=CURRENCY,
+                          refund_id="1")
+    with pytest.raises(GatewayOutcomeUnknown):
+        gateway.lookup_refund(payment_id=payment_id, gateway_reference=reference, refund_id="2",
+                              operation_reference=made.operation_reference)
 
 
 def test_capturing_more_than_was_authorized_is_rejected(gateway: StripeGateway, payment_id: str) -> None:

@@ -10,6 +10,7 @@ import pytest
 
 from infra import admin
 from infra.admin import MIGRATIONS_HASH_PROPERTY, MIGRATIONS_RESOURCE_TYPE, migrations_hash
+from steps.registry import Workflow
 from tests.unit.infra.support import (
     MERCHANT_ADMIN,
     MIGRATIONS,
@@ -62,7 +63,8 @@ def test_migrations_come_before_anything_that_takes_traffic(synth: Synth) -> Non
     dependents += [k for k, r in synth.of_type("AWS::Events::Rule").items()
                    if functions[next(n for n in RUNTIME_FUNCTIONS if n.endswith("-PaymentSync"))][0]
                    in str(r["Properties"]["Targets"])]
-    assert len(dependents) == len(RUNTIME_FUNCTIONS) + 3
+    # Every workflow's state machine (the saga's and the operations'), the stage, the sync's schedule.
+    assert len(dependents) == len(RUNTIME_FUNCTIONS) + len(Workflow) + 2
     for logical_id in dependents:
         assert schema_id in _depends_on(synth, logical_id), f"{logical_id} may take traffic before the migrations"
 

@@ -36,6 +36,7 @@ from tests.unit.infra.support import (
     queue_id,
     step_function_ids,
 )
+from tests.unit.infra.test_workflow import machines
 
 
 @dataclass(frozen=True)
@@ -118,10 +119,17 @@ def test_no_alarm_watches_failed_executions_or_declines(alarms: list[AlarmOn]) -
     assert ServiceUnavailable.__name__ in BUSINESS_ERRORS
 
 
+def _operation_steps(*roles: registry.Role) -> list[str]:
+    return [step for step, entry in registry.OPERATION_STEPS.items() if entry.role in roles]
+
+
 def test_forward_steps_alarm_on_their_fault_rate_not_on_lambda_errors(synth: Synth, alarms: list[AlarmOn]) -> None:
-    """A forward step raises a decline as a Lambda error: its Errors move with the decline rate. StepFaults do not."""
+    """A forward step raises a decline as a Lambda error: its Errors move with the decline rate. StepFaults do not.
+    The operations' forward steps (a refused capture or refund is theirs to raise) the same."""
     ids = step_function_ids(synth)
-    for step in registry.with_role(registry.Role.FORWARD):
+    steps = [*registry.with_role(registry.Role.FORWARD), *_operation_steps(registry.Role.FORWARD)]
+    assert {"CaptureAuthorization", "RefundAtGateway"} <= set(steps)
+    for step in steps:
         function = _ref(ids[step])
         assert not [a for a in alarms if a.reads("AWS/Lambda", "Errors", FunctionName=function)], step
         alarm = _reading(alarms, telemetry_names.NAMESPACE, telemetry_names.STEP_FAULTS,
@@ -131,10 +139,12 @@ def test_forward_steps_alarm_on_their_fault_rate_not_on_lambda_errors(synth: Syn
 
 
 def test_compensations_and_recovery_alarm_on_their_first_error(synth: Synth, alarms: list[AlarmOn]) -> None:
-    """ParkPayment is RECOVERY, not a forward step: its first error is a payment that could not even be parked."""
+    """ParkPayment is RECOVERY, not a forward step: its first error is a payment that could not even be parked. The
+    operations' FailOperation and ParkOperation the same."""
     ids = step_function_ids(synth)
-    steps = registry.with_role(registry.Role.COMPENSATION, registry.Role.RECOVERY)
-    assert "ParkPayment" in steps
+    roles = (registry.Role.COMPENSATION, registry.Role.RECOVERY)
+    steps = [*registry.with_role(*roles), *_operation_steps(*roles)]
+    assert {"ParkPayment", "FailOperation", "ParkOperation"} <= set(steps)
     for step in steps:
         _never(_reading(alarms, "AWS/Lambda", "Errors", FunctionName=_ref(ids[step])))
 
@@ -153,9 +163,12 @@ def test_a_parked_payment_raises_an_alarm(alarms: list[AlarmOn]) -> None:
     _never(_reading(alarms, telemetry_names.NAMESPACE, telemetry_names.PAYMENTS_PARKED))
 
 
-def test_a_timed_out_execution_raises_an_alarm(synth: Synth, alarms: list[AlarmOn]) -> None:
-    machine_id, _ = only(synth.of_type("AWS::StepFunctions::StateMachine"))
-    _never(_reading(alarms, "AWS/States", "ExecutionsTimedOut", StateMachineArn=_ref(machine_id)))
+def test_a_timed_out_execution_of_any_workflow_raises_an_alarm(synth: Synth, alarms: list[AlarmOn]) -> None:
+    """The saga's, and each operation's (capture, cancel, refund): watched the same way."""
+    found = machines(synth)
+    assert len(found) == len(registry.Workflow)
+    for machine_id, _ in found.values():
+        _never(_reading(alarms, "AWS/States", "ExecutionsTimedOut", StateMachineArn=_ref(machine_id)))
 
 
 @pytest.mark.parametrize(("metric", "message", "source"), [
@@ -176,7 +189,7 @@ def test_a_logged_line_an_engineer_must_act_on_raises_an_alarm(synth: Synth, ala
 def payment_path_functions(synth: Synth) -> dict[str, str]:
     """Function name -> logical id of every function a payment runs through (deploy-time ones aside)."""
     functions = functions_by_name(synth)
-    names = [START, WEBHOOKS, SYNC, *(registry.function_name(step) for step in registry.STEPS),
+    names = [START, WEBHOOKS, SYNC, *(registry.function_name(step) for step in registry.HANDLERS),
              *sorted(NOTIFICATION_FUNCTIONS)]
     return {name: functions[name][0] for name in names}
 

@@ -4,13 +4,15 @@ regional stage behind a WAF web ACL."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
 
 from core.limits import MAX_BODY_BYTES
-from infra.api import MANAGED_RULE_GROUPS
+from infra.api import MANAGED_RULE_GROUPS, START_ROUTES, WEBHOOK_ROUTE
 from infra.config import config_from_context
+from infra.paths import REPO_ROOT
 from saga.api.errors import ApiError, error_response
 from saga.api.request import parse_body
 from steps import registry
@@ -48,8 +50,34 @@ def test_routes_proxy_payments_to_the_start_function_and_webhooks_to_theirs(synt
         (target,) = [name for logical_id, name in target_of.items() if f'"{logical_id}"' in uri]
         assert integration["TimeoutInMillis"] <= 29_000
         routes.add((props["HttpMethod"], _path(synth, props["ResourceId"]["Ref"]), target))
-    assert routes == {("POST", "/v1/payments", START), ("GET", "/v1/payments/{payment_id}", START),
-                      ("POST", "/v1/webhooks/{gateway}", WEBHOOKS)}
+    assert routes == {(method, path, START) for method, path in START_ROUTES} | {
+        ("POST", "/v1/webhooks/{gateway}", WEBHOOKS)}
+
+
+def test_the_start_functions_routes_are_exactly_the_routes_its_handler_answers() -> None:
+    """Each route API Gateway sends to the start function is one saga/handler.py (or the webhook endpoints' routes it
+    mounts) answers, and every merchant route they answer is reachable on AWS; `<id>` reads `{id}`. The gateways'
+    webhooks go to their own function."""
+    answered = set()
+    for module in ("handler.py", "api/webhook_endpoints.py"):
+        source = (REPO_ROOT / "saga" / module).read_text()
+        answered |= {(method.upper(), re.sub(r"<([a-z_]+)>", r"{\1}", path))
+                     for method, path in re.findall(r'@app\.(get|post|put|patch|delete)\("([^"]+)"\)', source)}
+    assert set(START_ROUTES) == answered - {WEBHOOK_ROUTE}
+
+
+def test_every_start_route_is_open_to_the_start_function_authenticating_itself_behind_the_stages_waf(
+        synth: Synth) -> None:
+    """No API Gateway authorizer or API key on any route, as on POST /v1/payments: the start function checks the
+    merchant's key; the web ACL is the stage's, so it covers every route."""
+    for method in synth.of_type("AWS::ApiGateway::Method").values():
+        props = method["Properties"]
+        assert props["AuthorizationType"] == "NONE", props["HttpMethod"]
+        assert not props.get("ApiKeyRequired", False)
+        assert "AuthorizerId" not in props
+    (association,) = [r["Properties"] for r in synth.of_type("AWS::WAFv2::WebACLAssociation").values()]
+    stage_id, _ = only(synth.of_type("AWS::ApiGateway::Stage"))
+    assert stage_id in json.dumps(association["ResourceArn"])
 
 
 def _web_acl(synth: Synth) -> tuple[str, dict[str, Any]]:

@@ -57,9 +57,12 @@ def test_defaults_fit_payments() -> None:
     assert config.aurora_min_acu >= 1
     # The per-key limit is the tighter one: a merchant behind a few addresses meets it before the per-IP one.
     assert config.waf_requests_per_api_key_per_5min <= config.waf_requests_per_ip_per_5min
-    reserved = (config.start_concurrency + len(registry.with_role(registry.Role.FORWARD)) * config.step_concurrency
-                + len(registry.with_role(registry.Role.COMPENSATION, registry.Role.RECOVERY))
-                * config.compensation_concurrency + config.webhook_concurrency)
+    # Every workflow's steps (the saga's and the operations'), sized by role; the whole stack's reservations are
+    # summed from the template in test_concurrency.py.
+    steps = registry.STEPS | registry.OPERATION_STEPS
+    forward = sum(1 for step in steps.values() if step.role is registry.Role.FORWARD)
+    reserved = (config.start_concurrency + forward * config.step_concurrency
+                + (len(steps) - forward) * config.compensation_concurrency + config.webhook_concurrency)
     assert reserved <= ACCOUNT_CONCURRENCY - UNRESERVED_MINIMUM
 
 
@@ -85,7 +88,8 @@ def test_context_reaches_the_stack(other: Synth) -> None:
         assert name.startswith(f"{OTHER_PREFIX}-"), name
         assert props["Layers"] == [{"Ref": layer_id}], name
         assert props["Environment"]["Variables"]["SANDBOX_GATEWAY_URL"] == OTHER_CONTEXT["sandbox_gateway_url"]
-        step = registry.STEPS.get(name.removeprefix(f"{OTHER_PREFIX}-"))
+        step_name = name.removeprefix(f"{OTHER_PREFIX}-")
+        step = registry.STEPS.get(step_name) or registry.OPERATION_STEPS.get(step_name)
         if step is not None and step.role is registry.Role.FORWARD:
             assert props["ReservedConcurrentExecutions"] == int(OTHER_CONTEXT["step_concurrency"])
     subscriptions = [r["Properties"] for r in other.of_type("AWS::SNS::Subscription").values()]

@@ -16,6 +16,7 @@ from steps.errors import BUSINESS_ERRORS
 from store.lifecycle import FINAL
 from tests.unit.infra.support import NAMES, NOTIFICATIONS_CONSUMER, Synth, functions_by_name, only, queue_id
 from tests.unit.infra.test_alarms import payment_path_functions
+from tests.unit.infra.test_workflow import machines
 
 _TOKEN = re.compile(r"\u0000(\d+)\u0000")
 
@@ -89,15 +90,16 @@ def test_payments_by_outcome_by_business_error_and_parked(dashboard: tuple[str, 
 
 
 def test_step_latency_p50_and_p99_and_faults_for_every_registry_step(dashboard: tuple[str, dict[str, Any]]) -> None:
+    """Every workflow's steps: the saga's and the operations' (on graphs of their own)."""
     _, body = dashboard
     lines = _metrics(body)
     for statistic in ("p50", "p99"):
         steps = {dims[names.DIMENSION_STEP] for ns, name, dims, stat in lines
                  if ns == names.NAMESPACE and name == names.STEP_LATENCY_MS and stat == statistic}
-        assert steps == set(registry.STEPS), statistic
+        assert steps == set(registry.HANDLERS), statistic
     faults = {dims[names.DIMENSION_STEP] for ns, name, dims, _ in lines
               if ns == names.NAMESPACE and name == names.STEP_FAULTS}
-    assert faults == set(registry.STEPS)
+    assert faults == set(registry.HANDLERS)
     assert (names.NAMESPACE, names.OUTBOX_LAG_MS, {}, "p99") in lines
 
 
@@ -131,6 +133,8 @@ def test_every_alarm_is_on_the_dashboard(synth: Synth, dashboard: tuple[str, dic
     _, body = dashboard
     (widget,) = [w for w in body["widgets"] if w["type"] == "alarm"]
     shown = set(widget["properties"]["alarms"])
+    # CloudWatch's alarm status widget takes at most 100 alarms (each workflow's steps add theirs).
+    assert len(shown) <= 100, len(shown)
     assert shown == {json.dumps({"Fn::GetAtt": [logical_id, "Arn"]}, sort_keys=True)
                      for logical_id in synth.of_type("AWS::CloudWatch::Alarm")}
 
@@ -150,3 +154,13 @@ def test_notifications_consumer_errors_oldest_message_failed_deliveries_and_rule
             if ns == "AWS/SQS" and name == "ApproximateNumberOfMessagesVisible"}
     for rule in event_rules.RULES:
         assert json.dumps({"Fn::GetAtt": [queue_id(synth, NAMES.event_rule_dlq(rule)), "QueueName"]}) in dlqs, rule
+
+
+def test_every_workflows_executions_started_and_timed_out(synth: Synth, dashboard: tuple[str, dict[str, Any]]) -> None:
+    """The saga's row shows its machine; the operations' row each operation's (capture, cancel, refund)."""
+    _, body = dashboard
+    lines = _metrics(body)
+    for workflow, (machine_id, _) in machines(synth).items():
+        arn = json.dumps({"Ref": machine_id}, sort_keys=True)
+        for metric in ("ExecutionsStarted", "ExecutionsTimedOut"):
+            assert ("AWS/States", metric, {"StateMachineArn": arn}, "Sum") in lines, (workflow, metric)

@@ -12,8 +12,12 @@ from types import ModuleType
 from admin.settings import AdminSettings
 from core import limits, telemetry_names
 from infra.code_asset import ARCHITECTURE, RUNTIME
+from infra.config import config_from_context
+from infra.environment import STATE_MACHINE_ARN_VARIABLES
+from infra.functions import STEP_MEMORY_MB, registry_step
 from infra.paths import MIGRATION_FILES, REPO_ROOT, RUNTIME_PACKAGES
 from steps import registry
+from steps.registry import Workflow
 from tests.unit.infra.support import (
     MERCHANT_ADMIN,
     MIGRATIONS,
@@ -30,6 +34,7 @@ from tests.unit.infra.support import (
     functions_by_name,
     settings_env_names,
 )
+from tests.unit.infra.test_workflow import machines
 
 # What a function cannot start without on AWS (settings has no default for the first two; the rest name resources).
 REQUIRED = {"DATABASE_URL", "REDIS_URL", "IDEMPOTENCY_TABLE", "WORKER_SLOTS_TABLE", "NOTIFICATIONS_QUEUE",
@@ -127,16 +132,31 @@ def test_only_the_functions_that_call_gateways_read_the_gateway_secret(synth: Sy
     assert readers == {registry.function_name(step) for step in registry.HANDLERS} | {WEBHOOKS, SYNC}
 
 
-def test_only_the_start_webhook_and_sync_functions_know_the_state_machine(synth: Synth) -> None:
-    # The webhook function runs saga.handler too, whose services name the state machine (it starts none:
-    # test_permissions.py).
-    (machine_id,) = synth.of_type("AWS::StepFunctions::StateMachine")
+def test_only_the_start_webhook_and_sync_functions_know_the_state_machines(synth: Synth) -> None:
+    # The webhook function runs saga.handler too, whose services name the saga's state machine (it starts none:
+    # test_permissions.py); the operations' machines only the start and sync functions, which start them.
+    found = machines(synth)
     for name, (_, props) in functions_by_name(synth).items():
         variables = props["Environment"]["Variables"]
-        if name in (START, WEBHOOKS, SYNC):
-            assert variables["STATE_MACHINE_ARN"] == {"Ref": machine_id}
-        else:
-            assert "STATE_MACHINE_ARN" not in variables
+        for workflow, variable in STATE_MACHINE_ARN_VARIABLES.items():
+            knows = (START, WEBHOOKS, SYNC) if workflow is Workflow.PAYMENT else (START, SYNC)
+            if name in knows:
+                assert variables[variable] == {"Ref": found[workflow][0]}, (name, variable)
+            else:
+                assert variable not in variables, (name, variable)
+
+
+def test_every_step_function_is_sized_by_its_role_the_operations_like_the_sagas(synth: Synth) -> None:
+    config = config_from_context(cdk_json_context().get)
+    by_name = functions_by_name(synth)
+    assert set(registry.HANDLERS) == set(registry.STEPS) | set(registry.OPERATION_STEPS)
+    for step in registry.HANDLERS:
+        _, props = by_name[registry.function_name(step)]
+        role = registry_step(step).role
+        expected = config.step_concurrency if role is registry.Role.FORWARD else config.compensation_concurrency
+        assert props["ReservedConcurrentExecutions"] == expected, step
+        assert props["MemorySize"] == STEP_MEMORY_MB, step
+        assert props["Timeout"] == limits.STEP_LAMBDA_TIMEOUT_S, step
 
 
 def test_functions_run_in_the_vpc_with_the_data_stores(synth: Synth) -> None:

@@ -1,5 +1,6 @@
-"""The synthesized template against core/limits.py and the state machine it deploys: each function outlives the
-Tasks that invoke it, the start function outlives the execution, and the environment carries the limits' values."""
+"""The synthesized template against core/limits.py and the state machines it deploys (the payment saga's and the
+operations'): each function outlives the Tasks that invoke it, the start function outlives any execution it waits
+for, and the environment carries the limits' values."""
 
 from __future__ import annotations
 
@@ -11,39 +12,52 @@ import pytest
 
 from core import limits
 from steps import registry
-from tests.unit.infra.support import START, Synth, functions_by_name, only
+from steps.registry import Workflow
+from tests.unit.infra.support import START, Synth, functions_by_name
+from tests.unit.infra.test_workflow import machines
 
 PLACEHOLDER = re.compile(r"^\$\{([A-Za-z0-9_]+)\}$")
 
 
 @pytest.fixture(scope="module")
-def machine(synth: Synth) -> dict[str, Any]:
-    """The state machine's properties, with the definition as deployed (the staged asset) under 'Definition'."""
-    _, resource = only(synth.of_type("AWS::StepFunctions::StateMachine"))
-    props = dict(resource["Properties"])
-    props["Definition"] = json.loads(synth.asset(props["DefinitionS3Location"]["Key"]).read_text())
-    return props
+def deployed(synth: Synth) -> dict[Workflow, dict[str, Any]]:
+    """Each workflow's state machine properties, with the definition as deployed (the staged asset) under
+    'Definition'."""
+    found = {}
+    for workflow, (_, resource_props) in machines(synth).items():
+        props = dict(resource_props)
+        props["Definition"] = json.loads(synth.asset(props["DefinitionS3Location"]["Key"]).read_text())
+        found[workflow] = props
+    return found
+
+
+@pytest.fixture(scope="module")
+def machine(deployed: dict[Workflow, dict[str, Any]]) -> dict[str, Any]:
+    """The payment saga's."""
+    return deployed[Workflow.PAYMENT]
 
 
 def _variables(synth: Synth, name: str) -> dict[str, Any]:
     return dict(functions_by_name(synth)[name][1]["Environment"]["Variables"])
 
 
-def test_every_function_outlives_the_tasks_that_invoke_it(synth: Synth, machine: dict[str, Any]) -> None:
+def test_every_function_outlives_the_tasks_that_invoke_it(synth: Synth,
+                                                          deployed: dict[Workflow, dict[str, Any]]) -> None:
     timeout_by_id = {logical_id: props["Timeout"] for logical_id, props in functions_by_name(synth).values()}
-    substitutions = machine["DefinitionSubstitutions"]
     invoked = set()
-    for name, state in machine["Definition"]["States"].items():
-        if state["Type"] != "Task":
-            continue
-        placeholder = PLACEHOLDER.match(state["Parameters"]["FunctionName"])
-        assert placeholder, f"{name} names its function through a placeholder"
-        (function_id, attribute) = substitutions[placeholder.group(1)]["Fn::GetAtt"]
-        assert attribute == "Arn"
-        invoked.add(function_id)
-        assert timeout_by_id[function_id] >= state["TimeoutSeconds"], (
-            f"{name} gives up after {state['TimeoutSeconds']} s on {function_id}, which runs "
-            f"{timeout_by_id[function_id]} s: its retry would run beside the invocation it gave up on")
+    for workflow, machine in deployed.items():
+        substitutions = machine["DefinitionSubstitutions"]
+        for name, state in machine["Definition"]["States"].items():
+            if state["Type"] != "Task":
+                continue
+            placeholder = PLACEHOLDER.match(state["Parameters"]["FunctionName"])
+            assert placeholder, f"{workflow}: {name} names its function through a placeholder"
+            (function_id, attribute) = substitutions[placeholder.group(1)]["Fn::GetAtt"]
+            assert attribute == "Arn"
+            invoked.add(function_id)
+            assert timeout_by_id[function_id] >= state["TimeoutSeconds"], (
+                f"{workflow}: {name} gives up after {state['TimeoutSeconds']} s on {function_id}, which runs "
+                f"{timeout_by_id[function_id]} s: its retry would run beside the invocation it gave up on")
     assert len(invoked) == len(registry.HANDLERS), "every step function is invoked by some Task"
 
 
@@ -58,13 +72,19 @@ def test_step_functions_have_the_step_timeout_and_the_fence_outlives_authorize(s
     assert 2 * gateway_ms + limits.DB_STATEMENT_TIMEOUT_MS <= authorize["Timeout"] * 1_000
 
 
-def test_the_start_function_outlives_the_execution_it_waits_for(synth: Synth, machine: dict[str, Any]) -> None:
+@pytest.mark.parametrize("workflow", list(Workflow))
+def test_the_start_function_outlives_the_execution_it_waits_for(synth: Synth,
+                                                                deployed: dict[Workflow, dict[str, Any]],
+                                                                workflow: Workflow) -> None:
+    """The start function waits on the saga and on each operation (StartSyncExecution), the sync too."""
     start = functions_by_name(synth)[START][1]
-    machine_s = machine["Definition"]["TimeoutSeconds"]
+    machine_s = deployed[workflow]["Definition"]["TimeoutSeconds"]
     lease_wait_ms = int(start["Environment"]["Variables"]["LEASE_WAIT_MS"])
     assert start["Timeout"] == limits.START_FUNCTION_TIMEOUT_S
     assert machine_s <= limits.EXPRESS_MAX_DURATION_S
     assert machine_s * 1_000 + lease_wait_ms < start["Timeout"] * 1_000 <= limits.LAMBDA_MAX_TIMEOUT_S * 1_000
+    # An operation's execution holds the payment's lease like the saga's: the lease outlives it.
+    assert machine_s * 1_000 < limits.EXECUTION_LEASE_MS
 
 
 def test_the_start_environment_carries_the_limits_and_their_relations(synth: Synth,

@@ -10,7 +10,14 @@ from types import ModuleType
 from core.database_roles import APP_ROLE, FINANCE_ROLE
 from core.gateways import GATEWAY_NAMES
 from ledger.schema import ACCOUNT_KINDS, TRANSACTION_KINDS
-from store.schema import WEBHOOK_DELIVERY_STATUSES, sql_in
+from store.lifecycle import PAYMENT_STATUSES
+from store.schema import (
+    EXPIRY_ACTIONS,
+    OPERATION_KINDS,
+    OPERATION_STATUSES,
+    WEBHOOK_DELIVERY_STATUSES,
+    sql_in,
+)
 
 MIGRATIONS = Path(__file__).resolve().parents[3] / "migrations" / "versions"
 
@@ -27,7 +34,17 @@ def test_the_gateways_migration_checks_the_code_s_gateways_and_ledger_kinds() ->
     gateways = _migration("20261202_0004_gateways")
     assert sql_in("gateway", GATEWAY_NAMES) == gateways._GATEWAYS
     assert sql_in("kind", ACCOUNT_KINDS) == gateways._ACCOUNT_KINDS
-    assert sql_in("kind", TRANSACTION_KINDS) == gateways._TX_KINDS
+    assert sql_in("kind", TRANSACTION_KINDS[:len(TRANSACTION_KINDS) - 3]) == gateways._TX_KINDS  # 0007 added 3
+
+
+def test_the_operations_migration_checks_the_code_s_kinds_statuses_and_grants() -> None:
+    operations = _migration("20261203_0007_operations")
+    assert operations.APP_ROLE == APP_ROLE
+    assert sql_in("kind", TRANSACTION_KINDS) == operations._TX_KINDS
+    assert sql_in("kind", OPERATION_KINDS) == operations._KINDS
+    assert sql_in("status", OPERATION_STATUSES) == operations._STATUSES
+    assert sql_in("status", tuple(str(s) for s in PAYMENT_STATUSES)) == operations._PAYMENT_STATUSES
+    assert sql_in("expiring_authorization_action", EXPIRY_ACTIONS) == operations._EXPIRY_ACTIONS
 
 
 def test_the_roles_migrations_grant_to_the_code_s_roles() -> None:

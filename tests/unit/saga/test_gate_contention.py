@@ -37,7 +37,8 @@ def _no_gateway(name: str) -> Gateway:
 
 def test_gate_contention_is_a_request_in_flight() -> None:
     merchant = Merchant(id="mer_x", name="Shop", api_key_sha256=b"", api_key_prefix="psk_", max_amount_minor=10,
-                        currencies=["EUR"], webhook_url=None, gateway="sandbox", created_at=datetime.now(UTC),
+                        currencies=["EUR"], webhook_url=None, gateway="sandbox",
+                        expiring_authorization_action="cancel", created_at=datetime.now(UTC),
                         key_rotated_at=None)
     request, fingerprint = parse_body('{"amount_minor": 5, "currency": "EUR", "payment_method_token": "t",'
                                       ' "customer_reference": "c", "order_reference": "o"}')

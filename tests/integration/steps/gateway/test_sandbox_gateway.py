@@ -19,6 +19,7 @@ from steps.gateway import (
     GatewayUnreachable,
     Operation,
     PaymentSnapshot,
+    RefundSnapshot,
     SandboxGateway,
 )
 from tests.integration.steps.gateway.conftest import ref
@@ -62,6 +63,7 @@ def test_every_documented_token_exists_and_nothing_else() -> None:
         "tok_async_capture",
         "tok_async_capture_fails",
         "tok_capture_fails",
+        "tok_refund_declined",
     }
 
 
@@ -328,6 +330,97 @@ def test_refund_after_capture(gateway: SandboxGateway) -> None:
         is True
     )
     assert snapshot(gateway, "pay_rf").refunded_minor == 800
+
+
+def captured(gateway: SandboxGateway, payment_id: str, amount: int, token: str = "tok_approve") -> str:
+    """A payment authorized and captured for ``amount``; its gateway reference."""
+    authorize(gateway, payment_id, token, amount=amount)
+    reference = ref(gateway, payment_id)
+    gateway.capture(payment_id=payment_id, gateway_reference=reference, amount_minor=amount, currency=CURRENCY)
+    return reference
+
+
+def test_several_partial_refunds_each_under_its_refund_id(gateway: SandboxGateway, sandbox_admin: httpx.Client) -> None:
+    reference = captured(gateway, "pay_pr", 1_000)
+    first = gateway.refund(payment_id="pay_pr", gateway_reference=reference, amount_minor=300, currency=CURRENCY,
+                           refund_id="7261234567890123456")
+    second = gateway.refund(payment_id="pay_pr", gateway_reference=reference, amount_minor=500, currency=CURRENCY,
+                            refund_id="7261234567890123457")
+    assert (first.status, first.amount_minor, first.idempotency_key) == (
+        GatewayStatus.REFUNDED, 300, "pay_pr:refund:7261234567890123456")
+    assert (second.status, second.idempotency_key) == (GatewayStatus.REFUNDED, "pay_pr:refund:7261234567890123457")
+    assert first.operation_reference.startswith("sbx_mod_") and first.operation_reference != second.operation_reference
+    assert (first.replayed, second.replayed) == (False, False)
+    assert gateway.lookup_refund(payment_id="pay_pr", gateway_reference=reference,
+                                 refund_id="7261234567890123456") == RefundSnapshot(
+        refund_id="7261234567890123456", operation_reference=first.operation_reference,
+        status=GatewayStatus.REFUNDED, amount_minor=300, currency=CURRENCY)
+    found = gateway.lookup_refund(payment_id="pay_pr", gateway_reference=reference, refund_id="7261234567890123457",
+                                  operation_reference=second.operation_reference)
+    assert found is not None and (found.status, found.amount_minor) == (GatewayStatus.REFUNDED, 500)
+    assert snapshot(gateway, "pay_pr").refunded_minor == 800
+
+    # The same refund id again is the same refund: replayed, nothing more given back.
+    again = gateway.refund(payment_id="pay_pr", gateway_reference=reference, amount_minor=300, currency=CURRENCY,
+                           refund_id="7261234567890123456")
+    assert again.replayed is True and again.operation_reference == first.operation_reference
+    assert snapshot(gateway, "pay_pr").refunded_minor == 800
+    assert len(committed(sandbox_admin, "pay_pr", Operation.REFUND)) == 2
+
+    # Beyond what remains (200 of 1000): the gateway refuses it, and nothing was taken.
+    with pytest.raises(GatewayRejected) as too_much:
+        gateway.refund(payment_id="pay_pr", gateway_reference=reference, amount_minor=201, currency=CURRENCY,
+                       refund_id="7261234567890123458")
+    assert (too_much.value.status_code, too_much.value.code) == (400, "amount_too_large")
+    assert gateway.lookup_refund(payment_id="pay_pr", gateway_reference=reference,
+                                 refund_id="7261234567890123458") is None
+    # What remains, exactly, still goes back.
+    last = gateway.refund(payment_id="pay_pr", gateway_reference=reference, amount_minor=200, currency=CURRENCY,
+                          refund_id="7261234567890123458")
+    assert last.status is GatewayStatus.REFUNDED
+    assert snapshot(gateway, "pay_pr").refunded_minor == 1_000
+
+
+def test_the_same_refund_id_with_another_amount_is_rejected(gateway: SandboxGateway) -> None:
+    reference = captured(gateway, "pay_ra", 1_000)
+    gateway.refund(payment_id="pay_ra", gateway_reference=reference, amount_minor=100, currency=CURRENCY,
+                   refund_id="11")
+    with pytest.raises(GatewayRejected) as reused:
+        gateway.refund(payment_id="pay_ra", gateway_reference=reference, amount_minor=200, currency=CURRENCY,
+                       refund_id="11")
+    assert reused.value.code == "idempotency_key_reused"
+
+
+def test_lookup_of_a_refund_never_made_is_none(gateway: SandboxGateway) -> None:
+    reference = captured(gateway, "pay_rn", 1_000)
+    assert gateway.lookup_refund(payment_id="pay_rn", gateway_reference=reference, refund_id="42") is None
+    assert gateway.lookup_refund(payment_id="pay_unknown", gateway_reference="sbx_pay_0", refund_id="42") is None
+
+
+def test_a_declined_refund_is_refund_failed_and_gives_nothing_back(gateway: SandboxGateway) -> None:
+    reference = captured(gateway, "pay_rd", 1_000, token="tok_refund_declined")
+    assert snapshot(gateway, "pay_rd").status is GatewayStatus.CAPTURED
+    result = gateway.refund(payment_id="pay_rd", gateway_reference=reference, amount_minor=400, currency=CURRENCY,
+                            refund_id="7261234567890123999")
+    assert (result.status, result.decline_detail, result.decline_reason) == (
+        GatewayStatus.REFUND_FAILED, "declined", None)
+    assert gateway.lookup_refund(payment_id="pay_rd", gateway_reference=reference,
+                                 refund_id="7261234567890123999") == RefundSnapshot(
+        refund_id="7261234567890123999", operation_reference=result.operation_reference,
+        status=GatewayStatus.REFUND_FAILED, amount_minor=400, currency=CURRENCY, failure_reason="declined")
+    found = snapshot(gateway, "pay_rd")
+    assert (found.status, found.refunded_minor) == (GatewayStatus.CAPTURED, 0)
+    # The decline is the refund's answer, replayed under its key.
+    again = gateway.refund(payment_id="pay_rd", gateway_reference=reference, amount_minor=400, currency=CURRENCY,
+                           refund_id="7261234567890123999")
+    assert (again.status, again.replayed) == (GatewayStatus.REFUND_FAILED, True)
+
+
+def test_a_refund_id_that_is_not_a_decimal_id_is_refused_before_sending(gateway: SandboxGateway) -> None:
+    for bad in ("", "r1", "1:2", "12345678901234567890"):
+        with pytest.raises(ValueError, match="refund_id"):
+            gateway.refund(payment_id="pay_x", gateway_reference="sbx_pay_0", amount_minor=1, currency=CURRENCY,
+                           refund_id=bad)
 
 
 def test_operations_on_an_unknown_payment_are_rejected(gateway: SandboxGateway) -> None:

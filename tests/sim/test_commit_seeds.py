@@ -1,6 +1,6 @@
 """A few seeds that move with every commit, so CI explores new interleavings over time instead of the same fixed
 range (tests/sim/test_simulation.py). The first seed comes from the commit hash; a failure prints the command that
-reproduces it: `paysaga simulate --seed-from S --seeds 3 --payments 12`."""
+reproduces it: `paysaga simulate --seed-from S --seeds 3 --payments 9`."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 from local.simulate import Backends, SimulationConfig, run_seed, violations_text
 
 SEEDS = 3
-PAYMENTS_PER_SEED = 12
+PAYMENTS_PER_SEED = 9
 SEED_SPACE = 10**9
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 

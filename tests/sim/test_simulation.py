@@ -21,7 +21,7 @@ from local.simulate.driver import SeedRun
 from local.simulate.world import Outcome
 from store.payments import insert_payment, transition_payment
 
-SEEDS_PER_CASE = 4
+SEEDS_PER_CASE = 3
 PAYMENTS_PER_SEED = 9  # and 4 more per seed made for the operations after checkout
 
 

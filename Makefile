@@ -13,7 +13,7 @@ LAYER_ZIP := dist/dependencies-layer.zip
 SIM_SEEDS ?= 400
 SIM_FROM ?= $(shell date +%Y%m%d)0000
 
-.PHONY: setup system-deps run test lint types contracts asl pytest pytest-a pytest-b bench simulate layer synth clean
+.PHONY: setup system-deps run test lint types contracts asl pytest pytest-a pytest-b pytest-c bench simulate layer synth clean
 
 setup: system-deps $(PY_STAMP) $(NODE_STAMP)
 
@@ -46,19 +46,24 @@ types:
 contracts:
 	$(BIN)/lint-imports
 
-# Two independent groups side by side, one per core (each session starts its own servers on free ports); each
-# group's output is printed whole when it ends, and either failing fails the run.
-PYTEST_GROUP_A := tests/unit tests/sim
-PYTEST_GROUP_B := tests/integration tests/e2e
+# Three independent groups side by side (each session starts its own servers on free ports): the simulation and the
+# end-to-end tests spend most of their time waiting on servers, not on a core, so three sessions on two cores finish
+# sooner than two. Each group's output is printed whole when it ends, and any failing fails the run.
+PYTEST_GROUP_A := tests/unit tests/integration
+PYTEST_GROUP_B := tests/e2e
+PYTEST_GROUP_C := tests/sim
 
 pytest:
-	@$(MAKE) --no-print-directory -j 2 --output-sync=target pytest-a pytest-b
+	@$(MAKE) --no-print-directory -j 3 --output-sync=target pytest-a pytest-b pytest-c
 
 pytest-a:
 	$(BIN)/pytest $(PYTEST_GROUP_A)
 
 pytest-b:
 	$(BIN)/pytest $(PYTEST_GROUP_B)
+
+pytest-c:
+	$(BIN)/pytest $(PYTEST_GROUP_C)
 
 simulate: setup
 	$(BIN)/paysaga simulate --jobs 2 --seeds $(SIM_SEEDS) --seed-from $(SIM_FROM)

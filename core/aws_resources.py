@@ -81,6 +81,7 @@ def provision(settings: Settings) -> dict[str, str]:
     made[f"queue:{settings.notifications_dlq}"] = dlq_url
 
     made[f"topic:{settings.notifications_topic}"] = topic_arn(client("sns", settings), settings.notifications_topic)
+    made[f"topic:{settings.recon_alerts_topic}"] = topic_arn(client("sns", settings), settings.recon_alerts_topic)
 
     events = client("events", settings)
     try:

@@ -96,6 +96,12 @@ class Settings(BaseSettings):
     webhook_timeout_ms: int = Field(default=limits.WEBHOOK_TIMEOUT_MS, ge=100, le=30_000,
                                     validation_alias="WEBHOOK_TIMEOUT_MS")
 
+    # Reconciliation: the topic new discrepancies are announced on; on AWS the bucket settlement reports land in
+    # (`settlements/<gateway>/...`) and the Firehose stream the ledger's entries land through (as Parquet, by date).
+    recon_alerts_topic: str = Field(default="paysaga-recon-alerts", validation_alias="RECON_ALERTS_TOPIC")
+    settlement_bucket: str | None = Field(default=None, validation_alias="SETTLEMENT_BUCKET")
+    ledger_landing_stream: str | None = Field(default=None, validation_alias="LEDGER_LANDING_STREAM")
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", validation_alias="LOG_LEVEL")
 
     @field_validator("database_url")

@@ -39,6 +39,15 @@ WEBHOOK_DELIVERIES_FAILED: Final[str] = "WebhookDeliveriesFailed"
 WEBHOOK_DELIVERY_FAILED_MESSAGE: Final[str] = (
     "webhook delivery failed after its last attempt; the merchant was not told")
 
+# A reconciliation run found discrepancies it had not seen before (ledger/reconciliation): count, dimension
+# DIMENSION_KIND (the discrepancy's kind: amount_mismatch, missing_from_settlement, ...). Alarmed on (any > 0).
+RECON_DISCREPANCIES_OPENED: Final[str] = "ReconDiscrepanciesOpened"
+DIMENSION_KIND: Final[str] = "kind"
+# Settlement lines imported (count, dimension DIMENSION_GATEWAY) and runs done (count).
+SETTLEMENT_LINES_IMPORTED: Final[str] = "SettlementLinesImported"
+DIMENSION_GATEWAY: Final[str] = "gateway"
+RECON_RUNS: Final[str] = "ReconRuns"
+
 # Every metric carries exactly the dimensions named beside it above (no `service` dimension: Powertools' default is
 # turned off), in the namespace NAMESPACE unless the function's POWERTOOLS_METRICS_NAMESPACE says another.
 METRICS_NAMESPACE_ENV: Final[str] = "POWERTOOLS_METRICS_NAMESPACE"
@@ -58,3 +67,5 @@ SERVICE_ADMIN: Final[str] = "paysaga-admin"
 SERVICE_NOTIFICATIONS: Final[str] = "paysaga-notifications"  # the outbox relay and the queue consumer
 # The merchant webhook deliveries (saga.notifications.webhooks.handler).
 SERVICE_WEBHOOK_DELIVERY: Final[str] = "paysaga-webhook-delivery"
+# Settlement imports, reconciliation runs and the ledger's landing (saga.reconcile.handler).
+SERVICE_RECONCILIATION: Final[str] = "paysaga-reconciliation"

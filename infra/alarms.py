@@ -6,7 +6,8 @@ nothing here watches either. What is watched: payments parked for an engineer, r
 faults (not declines) of the forward steps, executions that ran out of time (the saga's and the operations'),
 throttles, the start path's latency and error rates, and the saturation of what the saga runs on (RDS Proxy, Aurora,
 Redis, DynamoDB, the notifications queue). The operations after checkout (capture, cancel, refund) are watched the way
-the saga is: their machines' timeouts, their steps' faults, errors and throttles.
+the saga is: their machines' timeouts, their steps' faults, errors and throttles. The reconciliation: new discrepancies
+(any kind, in an hour), its function's errors and dead-lettered invocations, ledger entries Firehose could not convert.
 
 Every threshold is a named constant with its unit and why it has its value.
 """
@@ -45,8 +46,13 @@ REFUND_REFUSED_MESSAGE = "the gateway refused a refund"
 # The metric filters' namespace: the runtime's, so every paysaga metric is in one place.
 METRIC_NAMESPACE: Final[str] = names.NAMESPACE
 
+# Firehose's count of records its format conversion refused.
+LANDING_FAILED_CONVERSION: Final[str] = "FailedConversion.Records"
+
 # ---- Thresholds --------------------------------------------------------------------------------------------------
 
+# New discrepancies: any in an hour (the hourly run's period).
+DISCREPANCIES_PERIOD: Final[Duration] = Duration.hours(1)
 # Events that must never happen (a payment parked, a compensation failing, a throttle, an eviction, ...): count,
 # alarm on the first one in a period.
 NEVER: Final[int] = 0
@@ -147,6 +153,7 @@ class Alarms(Construct):
         self._cache(watched)
         self._tables(watched)
         self._notifications(watched)
+        self._reconciliation(watched)
 
     # ---- What happened to payments ---------------------------------------------------------------------------------
 
@@ -275,6 +282,24 @@ class Alarms(Construct):
                         f"an event of the {rule} rule was dead-lettered (EventBridge could not deliver it, or its "
                         "consumer kept failing)",
                         dlq.metric_approximate_number_of_messages_visible(period=PERIOD, statistic="Maximum"))
+
+    def _reconciliation(self, watched: Watched) -> None:
+        recon = watched.reconciliation
+        # New discrepancies are the finance team's to work (the alerts topic tells them), and an engineer's to know of.
+        self._never("ReconDiscrepanciesOpened",
+                    "a reconciliation run opened new discrepancies between the settlements and the ledger",
+                    metrics.all_discrepancies_opened(recon.discrepancy_kinds, DISCREPANCIES_PERIOD))
+        self._never("ReconciliationErrors", "a reconciliation invocation failed (Lambda retries it twice, then "
+                                            "dead-letters it)",
+                    recon.function.metric_errors(period=PERIOD, statistic="Sum"))
+        self._never("ReconciliationDlqNotEmpty",
+                    "a reconciliation invocation was dead-lettered (failed after its retries, or undelivered by its "
+                    "schedule): a report not imported, a run or a landing not done",
+                    recon.dlq.metric_approximate_number_of_messages_visible(period=PERIOD, statistic="Maximum"))
+        self._never("LedgerLandingFailedConversion",
+                    "ledger entries Firehose could not convert to Parquet (they are under the landing bucket's "
+                    "error prefix): the landing and the Glue table disagree",
+                    metrics.landing_metric(recon.landing_stream_name, LANDING_FAILED_CONVERSION, "Sum"))
 
     # ---- Helpers ---------------------------------------------------------------------------------------------------
 

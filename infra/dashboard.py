@@ -1,5 +1,6 @@
 """The operations dashboard: what payments did, how fast the saga ran, the operations after checkout (capture, cancel,
-refund: their machines and steps), and the health of what it all runs on.
+refund: their machines and steps), the health of what it all runs on, and the reconciliation (runs, settlement lines
+imported, discrepancies opened, its failures).
 
 Its metrics are infra/metrics.py's, the ones the alarms read: the runtime's own (core.telemetry_names; one line per
 registry step, per final status, per business error name) and the AWS services'.
@@ -16,8 +17,9 @@ from constructs import Construct
 
 from core import limits
 from core import telemetry_names as names
+from core.gateways import GATEWAY_NAMES
 from infra import metrics
-from infra.alarms import START_LATENCY_P99_MS, api_error_rate
+from infra.alarms import LANDING_FAILED_CONVERSION, START_LATENCY_P99_MS, api_error_rate
 from infra.metrics import PERIOD, Watched
 
 HEIGHT: Final[int] = 6
@@ -54,6 +56,7 @@ class OperationsDashboard(Construct):
         self.dashboard.add_widgets(*self._database(watched))
         self.dashboard.add_widgets(*self._backends(watched))
         self.dashboard.add_widgets(*self._notifications(watched))
+        self.dashboard.add_widgets(*self._reconciliation(watched))
 
     @staticmethod
     def _payments(watched: Watched) -> list[cloudwatch.IWidget]:
@@ -202,4 +205,25 @@ class OperationsDashboard(Construct):
                    [dlq.metric_approximate_number_of_messages_visible(period=PERIOD, statistic="Maximum", label=rule)
                     for rule, dlq in watched.event_rule_dlqs.items()],
                    left_label="messages"),
+        ]
+
+    @staticmethod
+    def _reconciliation(watched: Watched) -> list[cloudwatch.IWidget]:
+        recon = watched.reconciliation
+        return [
+            _graph("Reconciliation: discrepancies opened, by kind (runs: right)",
+                   [metrics.discrepancies_opened(kind) for kind in recon.discrepancy_kinds],
+                   right=[metrics.recon_runs()], width=8, stacked=True, left_label="discrepancies",
+                   right_label="runs"),
+            _graph("Settlement lines imported, by gateway",
+                   [metrics.settlement_lines_imported(gateway) for gateway in GATEWAY_NAMES],
+                   width=8, stacked=True, left_label="lines"),
+            _graph("Reconciliation: errors, throttles, dead-lettered; landing conversions failed",
+                   [recon.function.metric_errors(period=PERIOD, statistic="Sum", label="errors"),
+                    recon.function.metric_throttles(period=PERIOD, statistic="Sum", label="throttles (queued)"),
+                    metrics.landing_metric(recon.landing_stream_name, LANDING_FAILED_CONVERSION, "Sum",
+                                           label="records not converted")],
+                   right=[recon.dlq.metric_approximate_number_of_messages_visible(
+                       period=PERIOD, statistic="Maximum", label="dead-lettered")],
+                   width=8, left_label="count", right_label="messages"),
         ]

@@ -75,3 +75,14 @@ def runtime_environment(
                 "ADYEN_CHECKOUT_URL": adyen_checkout_url}
     environment.update({name: value for name, value in optional.items() if value})
     return environment
+
+
+def reconciliation_environment(*, recon_alerts_topic: str, settlement_bucket: str,
+                               ledger_landing_stream: str) -> dict[str, str]:
+    """What the reconciliation function (saga.reconcile.handler) reads besides the runtime environment: the topic it
+    announces new discrepancies on (by name: core/aws_resources.topic_arn), the bucket the settlement reports land in,
+    the Firehose stream the ledger lands through. Optional like the others: an empty value is left out (settings then
+    keeps its default)."""
+    optional = {"RECON_ALERTS_TOPIC": recon_alerts_topic, "SETTLEMENT_BUCKET": settlement_bucket,
+                "LEDGER_LANDING_STREAM": ledger_landing_stream}
+    return {name: value for name, value in optional.items() if value}

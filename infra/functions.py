@@ -18,6 +18,7 @@ from aws_cdk import Duration
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_sqs as sqs
 from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
 
@@ -97,7 +98,8 @@ class FunctionBase:
 def make_function(scope: Construct, construct_id: str, base: FunctionBase, *, name: str, handler: str,
                   timeout: Duration, memory_mb: int, reserved_concurrency: int, service: str,
                   code: lambda_.Code | None = None, security_groups: Sequence[ec2.ISecurityGroup] = (),
-                  environment: Mapping[str, str] | None = None, description: str = "") -> lambda_.Function:
+                  environment: Mapping[str, str] | None = None, description: str = "",
+                  dead_letter_queue: sqs.IQueue | None = None) -> lambda_.Function:
     log_group = base.log_policy.log_group(scope, f"{construct_id}Logs", base.names.function_log_group(name))
     role = iam.Role(
         scope, f"{construct_id}Role",
@@ -126,6 +128,8 @@ def make_function(scope: Construct, construct_id: str, base: FunctionBase, *, na
         tracing=lambda_.Tracing.ACTIVE,
         log_group=log_group,
         role=role,
+        # Where Lambda puts an asynchronous invocation that failed its retries (CDK adds sqs:SendMessage on it).
+        dead_letter_queue=dead_letter_queue,
     )
     NagSuppressions.add_resource_suppressions(role, [NagPackSuppression(
         id="AwsSolutions-IAM5", applies_to=["Resource::*"],

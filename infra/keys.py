@@ -7,6 +7,9 @@ it: retained log groups).
   customer managed key, because the AWS managed alias/aws/sns key's policy cannot let a service principal (CloudWatch
   alarms, EventBridge) publish; infra/alarms.py adds CloudWatch to its policy, infra/notifications.py EventBridge for
   each rule.
+- `data`: the reconciliation's buckets (settlement reports, the ledger landed as Parquet, Athena's results). The
+  readers and writers (the reconciliation function, Firehose, Athena's users) use it through S3 only, with their own
+  IAM permissions (the key policy's default: this account's IAM decides).
 """
 
 from __future__ import annotations
@@ -46,5 +49,10 @@ class Keys(Construct):
         self.messages = kms.Key(
             self, "Messages", alias=names.messages_key_alias, enable_key_rotation=True,
             description=f"{names.prefix}: the SNS topics' messages (payment events, alarms)",
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        self.data = kms.Key(
+            self, "Data", alias=names.data_key_alias, enable_key_rotation=True,
+            description=f"{names.prefix}: settlement reports, the landed ledger, Athena's query results",
             removal_policy=RemovalPolicy.RETAIN,
         )

@@ -45,6 +45,16 @@ START_METHOD: Final[str] = START_ROUTE[0]
 
 
 @dataclass(frozen=True)
+class ReconciliationWatched:
+    """The reconciliation's parts (infra/reconciliation.py) the alarms and the dashboard read."""
+
+    function: lambda_.IFunction
+    dlq: sqs.IQueue  # its dead-letter queue (the function's and the schedules')
+    landing_stream_name: str  # the Firehose stream the ledger lands through
+    discrepancy_kinds: Sequence[str]
+
+
+@dataclass(frozen=True)
 class Watched:
     """Everything the alarms and the dashboard read metrics of, as the stack built it."""
 
@@ -65,6 +75,7 @@ class Watched:
     outbox_relay: lambda_.IFunction
     webhook_delivery: lambda_.IFunction  # the merchant webhook deliveries
     event_rule_dlqs: Mapping[str, sqs.IQueue]  # the event bus rules' dead-letter queues, by rule name
+    reconciliation: ReconciliationWatched
 
     def __post_init__(self) -> None:
         missing = sorted(set(registry.HANDLERS) - set(self.steps))
@@ -122,6 +133,26 @@ def webhook_deliveries_failed() -> cloudwatch.Metric:
     return runtime(names.WEBHOOK_DELIVERIES_FAILED, "Sum", label="webhook deliveries failed")
 
 
+def recon_runs() -> cloudwatch.Metric:
+    return runtime(names.RECON_RUNS, "Sum", label="runs")
+
+
+def settlement_lines_imported(gateway: str) -> cloudwatch.Metric:
+    return runtime(names.SETTLEMENT_LINES_IMPORTED, "Sum", {names.DIMENSION_GATEWAY: gateway}, label=gateway)
+
+
+def discrepancies_opened(kind: str, period: Duration = PERIOD) -> cloudwatch.Metric:
+    return runtime(names.RECON_DISCREPANCIES_OPENED, "Sum", {names.DIMENSION_KIND: kind}, label=kind, period=period)
+
+
+def all_discrepancies_opened(kinds: Sequence[str], period: Duration = PERIOD) -> cloudwatch.MathExpression:
+    """New discrepancies of every kind, summed (an alarm takes no SEARCH: each kind is listed; each is published only
+    when non-zero, hence FILL)."""
+    using = {f"opened{index}": discrepancies_opened(kind, period) for index, kind in enumerate(kinds)}
+    return cloudwatch.MathExpression(expression=" + ".join(f"FILL({metric_id}, 0)" for metric_id in using),
+                                     using_metrics=using, period=period, label="discrepancies opened")
+
+
 # ---- AWS services' metrics ---------------------------------------------------------------------------------------
 
 
@@ -177,3 +208,10 @@ def table_throttles(table: dynamodb.ITable, index: int, label: str = "throttle e
         expression=f"FILL({reads}, 0) + FILL({writes}, 0)",
         using_metrics={reads: events("ReadThrottleEvents"), writes: events("WriteThrottleEvents")},
         period=PERIOD, label=label)
+
+
+def landing_metric(stream_name: str, metric_name: str, statistic: str, label: str | None = None) -> cloudwatch.Metric:
+    """An Amazon Data Firehose metric of the ledger's landing stream."""
+    return cloudwatch.Metric(namespace="AWS/Firehose", metric_name=metric_name,
+                             dimensions_map={"DeliveryStreamName": stream_name}, statistic=statistic, period=PERIOD,
+                             label=label or metric_name)

@@ -92,6 +92,56 @@ class ResourceNames:
     def alarm_topic(self) -> str:
         return f"{self.prefix}-alarms"
 
+    # ---- reconciliation (infra/reconciliation.py) ----------------------------------------------------------------
+
+    @property
+    def reconciliation_function(self) -> str:
+        return f"{self.prefix}-Reconciliation"
+
+    @property
+    def recon_alerts_topic(self) -> str:
+        """Where a run that opened new discrepancies says so (core.settings' recon_alerts_topic)."""
+        return f"{self.prefix}-recon-alerts"
+
+    @property
+    def reconciliation_dlq(self) -> str:
+        """What the schedules could not deliver and what the function failed on after Lambda's retries."""
+        return f"{self.prefix}-reconciliation-dlq"
+
+    def schedule(self, name: str) -> str:
+        """An EventBridge Scheduler schedule ('reconciliation-hourly', 'ledger-landing', ...)."""
+        return f"{self.prefix}-{name}"
+
+    @property
+    def ledger_landing_stream(self) -> str:
+        """The Firehose stream the ledger's entries land through (core.settings' ledger_landing_stream)."""
+        return f"{self.prefix}-ledger-landing"
+
+    @property
+    def ledger_landing_log_group(self) -> str:
+        return f"/aws/kinesisfirehose/{self.ledger_landing_stream}"
+
+    @property
+    def glue_database(self) -> str:
+        """The Glue (Athena) database of the landed ledger: Athena wants lowercase letters, digits and underscores."""
+        return f"{self.prefix.replace('-', '_')}_ledger"
+
+    @property
+    def athena_workgroup(self) -> str:
+        return f"{self.prefix}-reconciliation"
+
+    # Bucket names are global: the account and the region (tokens, at most 12 + 14 characters) make them ours. With
+    # the longest prefix (20) the longest of them is 60 characters, within S3's 63.
+
+    def settlement_bucket(self, account: str, region: str) -> str:
+        return f"{self.prefix}-settlements-{account}-{region}"
+
+    def landing_bucket(self, account: str, region: str) -> str:
+        return f"{self.prefix}-landing-{account}-{region}"
+
+    def access_log_bucket(self, account: str, region: str) -> str:
+        return f"{self.prefix}-access-logs-{account}-{region}"
+
     # ---- the stack --------------------------------------------------------------------------------------------
 
     @property
@@ -144,6 +194,10 @@ class ResourceNames:
     @property
     def messages_key_alias(self) -> str:
         return f"alias/{self.prefix}/messages"
+
+    @property
+    def data_key_alias(self) -> str:
+        return f"alias/{self.prefix}/data"
 
     def function_log_group(self, function_name: str) -> str:
         return f"/aws/lambda/{function_name}"

@@ -5,8 +5,8 @@ tests/unit/infra/test_permissions.py.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Final
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
 
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
@@ -38,9 +38,17 @@ TOPIC_KEY_ACTIONS: Final[tuple[str, ...]] = ("kms:GenerateDataKey", "kms:Decrypt
 PUT_EVENTS_ACTIONS: Final[tuple[str, ...]] = ("events:PutEvents",)
 # saga/sfn.py: start_sync_execution.
 START_EXECUTION_ACTIONS: Final[tuple[str, ...]] = ("states:StartSyncExecution",)
+# saga/reconcile.py: get_object of the settlement report an S3 notification names (settlements/<gateway>/...).
+OBJECT_READ_ACTIONS: Final[tuple[str, ...]] = ("s3:GetObject",)
+# Reading an object encrypted with a customer managed key (SSE-KMS): S3 decrypts its data key on the reader's behalf.
+OBJECT_KEY_ACTIONS: Final[tuple[str, ...]] = ("kms:Decrypt",)
+# saga/reconcile.py: put_record_batch of the day's ledger entries on the landing stream.
+LANDING_PUT_ACTIONS: Final[tuple[str, ...]] = ("firehose:PutRecordBatch",)
 
 
-def allow(functions: Sequence[lambda_.IFunction], actions: Sequence[str], resources: Sequence[str]) -> None:
-    """One statement per function: these actions on these resources."""
+def allow(functions: Sequence[lambda_.IFunction], actions: Sequence[str], resources: Sequence[str], *,
+          conditions: Mapping[str, Any] | None = None) -> None:
+    """One statement per function: these actions on these resources (under these conditions)."""
     for function in functions:
-        function.add_to_role_policy(iam.PolicyStatement(actions=list(actions), resources=list(resources)))
+        function.add_to_role_policy(iam.PolicyStatement(actions=list(actions), resources=list(resources),
+                                                        conditions=dict(conditions) if conditions else None))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from aws_cdk import CfnOutput, Stack
+from cdk_nag import NagPackSuppression, NagSuppressions, RegexAppliesTo
 from constructs import Construct
 
 from core import limits
@@ -31,13 +32,16 @@ from infra.gateways import GatewayIntegration
 from infra.keys import Keys
 from infra.log_groups import LogPolicy, retention_for
 from infra.messaging import Messaging
-from infra.metrics import Watched
+from infra.metrics import ReconciliationWatched, Watched
 from infra.nag import suppress_api_findings, suppress_synchronous_function_findings
 from infra.names import ResourceNames
 from infra.network import Network
 from infra.notifications import Notifications
 from infra.permissions import (
     DYNAMODB_ITEM_ACTIONS,
+    LANDING_PUT_ACTIONS,
+    OBJECT_KEY_ACTIONS,
+    OBJECT_READ_ACTIONS,
     PUT_EVENTS_ACTIONS,
     QUEUE_CONSUME_ACTIONS,
     QUEUE_SEND_ACTIONS,
@@ -48,6 +52,7 @@ from infra.permissions import (
     WORKER_SLOT_ACTIONS,
     allow,
 )
+from infra.reconciliation import DISCREPANCY_KINDS, SETTLEMENT_PREFIX, Reconciliation, object_arn
 from infra.tables import Tables
 from infra.workflow import express_workflows
 from steps import registry
@@ -113,7 +118,10 @@ class PaysagaStack(Stack):
                                       webhook_concurrency=config.webhook_concurrency)
         admin = Administration(self, "Admin", base, database=database)
         notifications = Notifications(self, "Notifications", base, messaging=messaging, messages_key=keys.messages)
-        runtime_functions = [start, *steps.by_step.values(), gateways.webhook, gateways.sync, *notifications.functions]
+        recon = Reconciliation(self, "Reconciliation", base, data_key=keys.data, messages_key=keys.messages,
+                               access_log_retention_days=config.log_retention_days)
+        runtime_functions = [start, *steps.by_step.values(), gateways.webhook, gateways.sync, *notifications.functions,
+                             recon.function]
 
         # ---- Who may call what: exactly what each function's code calls (infra/permissions.py) ----
         # The webhook function runs the start function's handler (saga.handler), whose services name the saga's state
@@ -129,7 +137,8 @@ class PaysagaStack(Stack):
         allow([start], DYNAMODB_ITEM_ACTIONS, [tables.idempotency.table_arn])
         allow([start], WORKER_SLOT_ACTIONS, [tables.worker_slots.table_arn])
         allow(runtime_functions, SECRET_READ_ACTIONS, [database.functions_secret.secret_arn])
-        gateway_users = [*steps.by_step.values(), gateways.webhook, gateways.sync]
+        # The reconciliation's hourly run fetches Stripe's balance transactions with the gateway's key.
+        gateway_users = [*steps.by_step.values(), gateways.webhook, gateways.sync, recon.function]
         for function in gateway_users:
             function.add_environment("GATEWAY_SECRETS_ARN", gateways.secret.secret_arn)
         allow(gateway_users, SECRET_READ_ACTIONS, [gateways.secret.secret_arn])
@@ -142,6 +151,22 @@ class PaysagaStack(Stack):
         allow([notifications.consumer], TOPIC_PUBLISH_ACTIONS, [messaging.topic.topic_arn])
         allow([notifications.consumer], TOPIC_KEY_ACTIONS, [keys.messages.key_arn])
         allow([notifications.consumer], PUT_EVENTS_ACTIONS, [messaging.bus.event_bus_arn])
+        # The reconciliation: the reports under settlements/ (decrypted through S3 with the data key), the landing
+        # stream, the alerts topic (looked up by name, encrypted with the messages key). Its dead-letter queue's
+        # sqs:SendMessage is Lambda's (infra/functions.py make_function).
+        allow([recon.function], OBJECT_READ_ACTIONS, [object_arn(recon.settlement_bucket_arn, SETTLEMENT_PREFIX)])
+        allow([recon.function], OBJECT_KEY_ACTIONS, [keys.data.key_arn],
+              conditions={"StringEquals": {"kms:ViaService": f"s3.{self.region}.amazonaws.com"}})
+        allow([recon.function], LANDING_PUT_ACTIONS, [recon.landing_stream.attr_arn])
+        allow([recon.function], TOPIC_PUBLISH_ACTIONS, [recon.alerts_topic.topic_arn])
+        allow([recon.function], TOPIC_KEY_ACTIONS, [keys.messages.key_arn])
+        assert recon.function.role is not None
+        NagSuppressions.add_resource_suppressions(recon.function.role, [NagPackSuppression(
+            id="AwsSolutions-IAM5",
+            applies_to=[RegexAppliesTo(regex=f"/^Resource::.*/{SETTLEMENT_PREFIX}\\*$/g")],
+            reason=f"the settlement reports are whatever objects the gateways' deliveries put under "
+                   f"{SETTLEMENT_PREFIX}<gateway>/ (the notification names the key): s3:GetObject on that prefix of "
+                   "the settlement bucket only")], apply_to_children=True)
 
         api = PaymentsApi(self, "Api", name=config.prefix, handler=start, webhook_handler=gateways.webhook,
                           waf_requests_per_api_key_per_5min=config.waf_requests_per_api_key_per_5min,
@@ -149,7 +174,7 @@ class PaysagaStack(Stack):
                           log_retention=log_policy.retention, log_encryption_key=keys.logs)
 
         # ---- Migrations before traffic: on every deploy, the schema first, then what serves payments ----
-        for dependent in (*runtime_functions, *machines, gateways.schedule, *notifications.schedules,
+        for dependent in (*runtime_functions, *machines, gateways.schedule, *notifications.schedules, *recon.schedules,
                           notifications.consumer_source, api.api.deployment_stage):
             dependent.node.add_dependency(admin.schema)
 
@@ -161,6 +186,9 @@ class PaysagaStack(Stack):
             tables=[tables.idempotency, tables.worker_slots], queue=messaging.queue, dlq=messaging.dlq,
             notifications_consumer=notifications.consumer, outbox_relay=notifications.relay,
             webhook_delivery=notifications.webhook_delivery, event_rule_dlqs=notifications.rule_dlqs,
+            reconciliation=ReconciliationWatched(function=recon.function, dlq=recon.dlq,
+                                                 landing_stream_name=recon.landing_stream_name,
+                                                 discrepancy_kinds=DISCREPANCY_KINDS),
         )
         alarms = Alarms(self, "Alarms", watched=watched, topic_name=names.alarm_topic, alarm_email=config.alarm_email,
                         master_key=keys.messages)
@@ -175,5 +203,8 @@ class PaysagaStack(Stack):
             CfnOutput(self, f"{workflow.value.capitalize()}StateMachineArn", value=machine.state_machine_arn)
         CfnOutput(self, "DatabaseProxyEndpoint", value=database.proxy.endpoint)
         CfnOutput(self, "DatabaseSecretArn", value=database.functions_secret.secret_arn)
+        CfnOutput(self, "SettlementBucket", value=recon.settlement_bucket_name,
+                  description="put settlement reports under settlements/adyen/ or settlements/sandbox/")
+        CfnOutput(self, "AthenaWorkgroup", value=recon.workgroup.name)
         CfnOutput(self, "MerchantAdminFunction", value=admin.merchants.function_name,
                   description="aws lambda invoke --function-name <this> --payload '{\"action\": \"list\"}' out.json")

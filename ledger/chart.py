@@ -86,6 +86,42 @@ def dispute_accounts(conn: Connection, *, gateway: str, currency: str) -> tuple[
     return clearing, held, losses
 
 
+def gateway_balance_code(gateway: str, currency: str) -> str:
+    return f"gateway_balance:{gateway}:{currency}"
+
+
+def bank_code(gateway: str, currency: str) -> str:
+    return f"bank:{gateway}:{currency}"
+
+
+def gateway_fees_code(gateway: str, currency: str) -> str:
+    return f"gateway_fees:{gateway}:{currency}"
+
+
+@dataclass(frozen=True, slots=True)
+class SettlementAccounts:
+    """The accounts a gateway's settlement moves money between, in one currency: its clearing account (what the
+    ledger booked as owed by the gateway), its balance of ours (settled, awaiting payout), the bank account its
+    payouts reach, and its fees (an expense). All debit-normal."""
+
+    clearing_id: int
+    balance_id: int
+    bank_id: int
+    fees_id: int
+
+
+def settlement_accounts(conn: Connection, *, gateway: str, currency: str) -> SettlementAccounts:
+    _check_currency_code(currency)
+    made = [
+        _get_or_create(conn, code=code, kind=kind, currency=currency, normal_side="debit", gateway=gateway)
+        for code, kind in ((gateway_clearing_code(gateway, currency), "gateway_clearing"),
+                           (gateway_balance_code(gateway, currency), "gateway_balance"),
+                           (bank_code(gateway, currency), "bank"),
+                           (gateway_fees_code(gateway, currency), "gateway_fees"))
+    ]
+    return SettlementAccounts(*made)
+
+
 def fees_revenue_account(conn: Connection, *, currency: str) -> int:
     return _get_or_create(
         conn, code=fees_revenue_code(currency), kind="fees_revenue", currency=currency, normal_side="credit"

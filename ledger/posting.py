@@ -39,7 +39,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, Row, insert, select, text
 
-from ledger.chart import dispute_accounts, ensure_chart, fees_revenue_account
+from ledger.chart import dispute_accounts, ensure_chart, fees_revenue_account, settlement_accounts
 from ledger.results import LedgerResult
 from ledger.schema import accounts, ledger_entries, ledger_transactions
 from store.results import Reason
@@ -466,3 +466,43 @@ def void_refund(conn: Connection, *, payment_id: int, operation_id: int, descrip
     return _apply(conn, payment_id=payment_id, kind=kind, currency=pending.currency,
                   amount_minor=pending.amount_minor, entries=released, pending_transaction_id=pending.id,
                   description=description, operation_id=operation_id)
+
+
+def post_settlement(conn: Connection, *, import_id: int, batch_id: int, gateway: str, currency: str,
+                    gross_minor: int, fee_minor: int, payout_minor: int, description: str | None = None
+                    ) -> int | None:
+    """Post what one import brought for one batch and currency: the lines' gross out of (or into) the gateway
+    clearing account, their fees to the gateway's fee expense, their net into the gateway's balance of ours, and
+    what was paid out from that balance to the bank. `gross_minor` and `fee_minor` sum the non-payout lines (signed as
+    the lines are), `payout_minor` (>= 0) the payouts. Debits: balance (gross - fee - payout when positive), fees,
+    bank; credit: clearing. The transaction's id, or None when every sum is zero (nothing moved). Idempotent per
+    (import, batch, currency): the unique index refuses a second one."""
+    if payout_minor < 0:
+        raise ValueError(f"payout_minor must be >= 0, got {payout_minor}")
+    accounts_ = settlement_accounts(conn, gateway=gateway, currency=currency)
+    # Signed debit amounts per account (a negative debit is a credit); they sum to zero by construction.
+    movements = {
+        accounts_.clearing_id: -gross_minor,
+        accounts_.fees_id: fee_minor,
+        accounts_.balance_id: gross_minor - fee_minor - payout_minor,
+        accounts_.bank_id: payout_minor,
+    }
+    assert sum(movements.values()) == 0
+    entries = [_Entry(account, "debit" if amount > 0 else "credit", "post", abs(amount))
+               for account, amount in movements.items() if amount != 0]
+    if not entries:
+        return None
+    _lock_accounts(conn, {e.account_id for e in entries})
+    tx_id = conn.execute(
+        insert(_TX).values(
+            payment_id=None, kind="settlement", currency=currency,
+            amount_minor=sum(e.amount_minor for e in entries if e.side == "debit"), fee_minor=0,
+            settlement_batch_id=batch_id, settlement_import_id=import_id, description=description,
+        ).returning(_TX.c.id)
+    ).scalar_one()
+    conn.execute(_INSERT_ENTRIES, {
+        "tx": tx_id, "currency": currency, "accounts": [e.account_id for e in entries],
+        "sides": [e.side for e in entries], "effects": [e.effect for e in entries],
+        "amounts": [e.amount_minor for e in entries],
+    })
+    return int(tx_id)

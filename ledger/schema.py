@@ -28,12 +28,17 @@ from sqlalchemy.dialects.postgresql import CHAR
 from store.schema import CURRENCY_CHECK, metadata, sql_in, timestamp_column
 
 # disputes: what a gateway took back for an open chargeback; chargeback_losses: what lost ones cost (an expense).
-ACCOUNT_KINDS = ("merchant_payable", "gateway_clearing", "fees_revenue", "disputes", "chargeback_losses")
+# gateway_balance: what a gateway settled to us and holds until its payout; bank: the account its payouts reach;
+# gateway_fees: what the gateways actually charged (an expense), from their settlement reports.
+ACCOUNT_KINDS = ("merchant_payable", "gateway_clearing", "fees_revenue", "disputes", "chargeback_losses",
+                 "gateway_balance", "bank", "gateway_fees")
 # dispute_*: a chargeback opened, won (the money came back) or lost (written off to chargeback losses).
 # refund_*: one refund of a captured payment (a payment_operations row), two-phase like the payment: reserved, then
 # posted or voided.
+# settlement: what one import of a gateway's settlement data brought for one batch and currency (no payment: the
+# clearing account's side of many payments at once).
 TRANSACTION_KINDS = ("reserve", "post", "void", "reverse", "dispute_opened", "dispute_won", "dispute_lost",
-                     "refund_reserve", "refund_post", "refund_void")
+                     "refund_reserve", "refund_post", "refund_void", "settlement")
 REFUND_KINDS = ("refund_reserve", "refund_post", "refund_void")
 # The kinds that resolve a pending (two-phase) transaction, each exactly one, once.
 RESOLUTION_KINDS = ("post", "void", "refund_post", "refund_void")
@@ -85,7 +90,7 @@ ledger_transactions = Table(
     "ledger_transactions",
     metadata,
     Column("id", BigInteger, Identity(), primary_key=True),
-    Column("payment_id", BigInteger, ForeignKey("payments.id"), nullable=False),
+    Column("payment_id", BigInteger, ForeignKey("payments.id"), nullable=True),  # none for a settlement
     Column("kind", Text, nullable=False),
     # The refund (payment_operations row) a refund_* transaction belongs to; a payment may have several refunds.
     Column("operation_id", BigInteger, ForeignKey("payment_operations.id"), nullable=True),
@@ -93,12 +98,19 @@ ledger_transactions = Table(
     Column("pending_transaction_id", BigInteger, ForeignKey("ledger_transactions.id"), nullable=True, unique=True),
     # reverse undoes exactly one post transaction, once.
     Column("reverses_transaction_id", BigInteger, ForeignKey("ledger_transactions.id"), nullable=True, unique=True),
+    # A settlement transaction's batch and import (ledger/reconciliation: one per import, batch and currency).
+    Column("settlement_batch_id", BigInteger, ForeignKey("settlement_batches.id"), nullable=True),
+    Column("settlement_import_id", BigInteger, ForeignKey("settlement_imports.id"), nullable=True),
     Column("currency", CHAR(3), nullable=False),
     Column("amount_minor", BigInteger, nullable=False),
     Column("fee_minor", BigInteger, nullable=False, server_default=text("0")),
     Column("description", Text, nullable=True),
     timestamp_column("created_at"),
     CheckConstraint(sql_in("kind", TRANSACTION_KINDS), name="kind"),
+    CheckConstraint("(kind = 'settlement') = (payment_id IS NULL)"
+                    " AND (kind = 'settlement') = (settlement_batch_id IS NOT NULL)"
+                    " AND (kind = 'settlement') = (settlement_import_id IS NOT NULL)",
+                    name="settlement_has_no_payment"),
     CheckConstraint(f"({sql_in('kind', REFUND_KINDS)}) = (operation_id IS NOT NULL)", name="refunds_name_operation"),
     CheckConstraint(CURRENCY_CHECK, name="currency_iso4217"),
     CheckConstraint("amount_minor > 0", name="amount_positive"),
@@ -115,6 +127,10 @@ Index("uq_ledger_transactions_operation_id_kind", ledger_transactions.c.operatio
 # A refund's reservation resolves at most once: a refund cannot hold both a refund_post and a refund_void.
 Index("uq_ledger_transactions_one_refund_resolution", ledger_transactions.c.operation_id, unique=True,
       postgresql_where=text("kind IN ('refund_post', 'refund_void')"))
+# One settlement transaction per import, batch and currency: an import posted twice cannot post twice.
+Index("uq_ledger_transactions_settlement", ledger_transactions.c.settlement_import_id,
+      ledger_transactions.c.settlement_batch_id, ledger_transactions.c.currency, unique=True,
+      postgresql_where=text("kind = 'settlement'"))
 # A reservation resolves at most once: a payment cannot hold both a post and a void.
 Index(
     "uq_ledger_transactions_one_resolution",
@@ -147,3 +163,6 @@ ledger_entries = Table(
 Index("ix_ledger_entries_account_id_created_at", ledger_entries.c.account_id, ledger_entries.c.created_at)
 Index("ix_ledger_entries_created_at", ledger_entries.c.created_at)
 
+
+# The reconciliation's tables share this MetaData (settlement transactions name their batch and import).
+import ledger.reconciliation.schema  # noqa: E402, F401

@@ -615,9 +615,11 @@ def simulate(
 def _mount_ledger() -> None:
     from local.ledger_cli import ledger_app  # noqa: PLC0415
     from local.payments_cli import payments_app  # noqa: PLC0415
+    from local.recon_cli import recon_app  # noqa: PLC0415
 
     app.add_typer(ledger_app, name="ledger", callback=use_stack_env)
     app.add_typer(payments_app, name="payments", callback=use_stack_env)
+    app.add_typer(recon_app, name="recon", callback=use_stack_env)
 
 
 _mount_ledger()

@@ -27,6 +27,8 @@ API (JSON; every POST under /v1 needs an ``Idempotency-Key`` header):
 | ``POST /_sandbox/reset``                       | forget everything, restore the startup config                  |
 | ``POST /_sandbox/config``                      | any of ``latency_ms, slow_ms, settle_after_ms, withhold_max_ms`` |
 | ``POST /_sandbox/settle?payment_id=&outcome=`` | make a submitted capture ``captured`` / ``capture_failed``     |
+| ``GET  /_sandbox/settlements/{YYYY-MM-DD}``    | the UTC day's settlement feed, ``text/csv`` (format: the       |
+|                                                | docstring of ledger/reconciliation/sandbox_feed.py)            |
 
 Test card tokens (``SANDBOX_TOKENS``). "First attempt" means the first request under one idempotency key, so
 a fault applies once to each operation of the payment (authorize, then capture, void, refund) and a retry with
@@ -73,9 +75,10 @@ from typing import Any
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from local.sandbox.settlement import parse_day
 from local.sandbox.state import Answer, CaptureMode, OperationRequest, SandboxStore
 from local.withheld import hold_until_client_leaves
 from steps.gateway.port import DeclineReason, GatewayStatus, Operation
@@ -301,6 +304,14 @@ class SandboxApp:
         outcome = None if raw_outcome is None else GatewayStatus(raw_outcome)
         return _json(self.store.settle(payment_id, outcome))
 
+    async def settlements(self, request: Request) -> Response:
+        raw_day = request.path_params["date"]
+        try:
+            day = parse_day(raw_day)
+        except ValueError:
+            return _error(400, "invalid_request", f"date must be a UTC day as YYYY-MM-DD, not {raw_day!r}")
+        return Response(self.store.settlement_feed(day), media_type="text/csv; charset=utf-8")
+
 
 def create_app(db_path: Path, config: SandboxConfig | None = None) -> Starlette:
     handlers = SandboxApp(SandboxStore(db_path), config or SandboxConfig())
@@ -315,6 +326,7 @@ def create_app(db_path: Path, config: SandboxConfig | None = None) -> Starlette:
         Route("/_sandbox/reset", handlers.reset, methods=["POST"]),
         Route("/_sandbox/config", handlers.configure, methods=["POST"]),
         Route("/_sandbox/settle", handlers.settle, methods=["POST"]),
+        Route("/_sandbox/settlements/{date}", handlers.settlements, methods=["GET"]),
     ]
     app = Starlette(routes=routes, on_shutdown=[handlers.store.close])
     return app

@@ -12,8 +12,10 @@ import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
+from local.sandbox.settlement import SETTLEMENT_SCHEMA, SETTLEMENT_TABLE, feed_csv, record_capture, record_refund
 from local.server_db import JsonDict, ServerDb
 from steps.gateway.port import DeclineReason, GatewayStatus, Operation
 
@@ -128,7 +130,7 @@ def _error(http_status: int, code: str, message: str) -> Answer:
 
 class SandboxStore(ServerDb):
     def __init__(self, path: Path, *, clock_ms: Callable[[], int] = _now_ms) -> None:
-        super().__init__(path, _SCHEMA)
+        super().__init__(path, _SCHEMA + SETTLEMENT_SCHEMA)
         self._clock_ms = clock_ms
         # Set by the server's config; None settles a submitted capture only on /_sandbox/settle.
         self.settle_after_ms: int | None = None
@@ -137,7 +139,7 @@ class SandboxStore(ServerDb):
 
     def reset(self) -> None:
         with self._write() as db:
-            for table in ("payments", "refunds", "idempotency", "attempts", "calls"):
+            for table in ("payments", "refunds", "idempotency", "attempts", "calls", SETTLEMENT_TABLE):
                 db.execute(f"DELETE FROM {table}")  # noqa: S608  # fixed table names
 
     # --- requests -------------------------------------------------------------------------------------------
@@ -269,6 +271,9 @@ class SandboxStore(ServerDb):
                 " updated_at_ms = ? WHERE payment_id = ?",
                 (new_status.value, amount_minor, now_ms, now_ms, payment_id),
             )
+            if new_status is GatewayStatus.CAPTURED:
+                record_capture(db, payment_id=payment_id, gateway_reference=row["gateway_reference"],
+                               currency=currency, amount_minor=amount_minor, at_ms=now_ms)
             return _result(request, status=new_status, amount_minor=amount_minor, currency=currency, **modification)
         if request.operation is Operation.VOID:
             if status not in (GatewayStatus.AUTHORIZED, GatewayStatus.CAPTURE_FAILED):
@@ -309,6 +314,9 @@ class SandboxStore(ServerDb):
                 " WHERE payment_id = ?",
                 (GatewayStatus.REFUNDED.value, amount_minor, now_ms, payment_id),
             )
+            record_refund(db, payment_id=payment_id, gateway_reference=row["gateway_reference"],
+                          refund_id=request.refund_id, operation_reference=modification["operation_reference"],
+                          currency=currency, amount_minor=amount_minor, at_ms=now_ms)
         return _result(
             request, status=refund_status, amount_minor=amount_minor, currency=currency,
             failure_reason=failure_reason, **modification,
@@ -347,11 +355,13 @@ class SandboxStore(ServerDb):
             or now_ms - int(row["capture_submitted_at_ms"]) < delay_ms
         ):
             return row
-        self._settle_row(db, row, None, now_ms)
+        # Booked when the delay ran out, not when someone happened to read the payment.
+        self._settle_row(db, row, None, now_ms, booked_at_ms=int(row["capture_submitted_at_ms"]) + delay_ms)
         fresh: sqlite3.Row = db.execute("SELECT * FROM payments WHERE payment_id = ?", (row["payment_id"],)).fetchone()
         return fresh
 
-    def _settle_row(self, db: sqlite3.Connection, row: sqlite3.Row, outcome: GatewayStatus | None, now_ms: int) -> None:
+    def _settle_row(self, db: sqlite3.Connection, row: sqlite3.Row, outcome: GatewayStatus | None, now_ms: int,
+                    *, booked_at_ms: int | None = None) -> None:
         if outcome is None:
             failed = row["capture_mode"] == CaptureMode.ASYNC_FAILED
             outcome = GatewayStatus.CAPTURE_FAILED if failed else GatewayStatus.CAPTURED
@@ -359,6 +369,10 @@ class SandboxStore(ServerDb):
             "UPDATE payments SET status = ?, updated_at_ms = ? WHERE payment_id = ?",
             (outcome.value, now_ms, row["payment_id"]),
         )
+        if outcome is GatewayStatus.CAPTURED:
+            record_capture(db, payment_id=row["payment_id"], gateway_reference=row["gateway_reference"],
+                           currency=row["currency"], amount_minor=row["capture_minor"],
+                           at_ms=now_ms if booked_at_ms is None else booked_at_ms)
 
     def settle(self, payment_id: str, outcome: GatewayStatus | None) -> Answer:
         """Make a submitted capture final: ``outcome`` (captured/capture_failed) or the token's plan."""
@@ -370,6 +384,18 @@ class SandboxStore(ServerDb):
                 return _error(409, "invalid_state", f"payment is {row['status']}, not capture_submitted")
             self._settle_row(db, row, outcome, self._clock_ms())
         return self.snapshot(payment_id)
+
+    # --- settlement feed ------------------------------------------------------------------------------------
+
+    def settlement_feed(self, day: date) -> bytes:
+        """The UTC day's settlement feed (local/sandbox/settlement.py), after settling the submitted captures whose
+        delay has run out: a capture that is final must be in the feed whether or not anyone looked it up."""
+        with self._write() as db:
+            now_ms = self._clock_ms()
+            for row in db.execute("SELECT * FROM payments WHERE status = ?",
+                                  (GatewayStatus.CAPTURE_SUBMITTED.value,)).fetchall():
+                self._settled(db, row, now_ms)
+            return feed_csv(db, day)
 
     def snapshot(self, payment_id: str) -> Answer:
         with self._write() as db:

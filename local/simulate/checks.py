@@ -673,6 +673,75 @@ class _Checker:
                             int(r.payment_id))
 
 
+    # 17 ---------------------------------------------------------------------------------------------------------
+    def settlement(self, conn: Connection) -> None:
+        """A sandbox seed's settlement (local/simulate/settlement.py): imported whole or not at all, once under
+        concurrency; posted as its lines say, balanced; a batch whose lines all matched nets the clearing account to
+        zero; and the ledger agrees with the gateway about this seed's payments."""
+        done = getattr(self.run, "settlement", None)
+        if done is None:
+            return
+        self.expect(17, not done.errors, "; ".join(done.errors))
+        self.expect(17, done.crashed_import_left == 0,
+                    f"an import that crashed before committing left {done.crashed_import_left} rows behind")
+        fresh = [r for r in done.concurrent if not r.imported_before]
+        self.expect(17, len(done.concurrent) == 2 and len(fresh) <= 1,
+                    f"two importers of one feed: {[(r.imported_before, r.new_line_count) for r in done.concurrent]}")
+        self.expect(17, done.again is not None and done.again.new_line_count == 0,
+                    f"the feed imported again added lines: {done.again}")
+        for row in conn.execute(text(_POSTED_AS_SETTLED)).all():
+            self.expect(17, False, f"batch {row.batch_id} {row.currency}: lines gross {row.lines_gross}, posted to"
+                                   f" the clearing account {row.posted_gross}")
+        self.checked["P17"] += 1
+        for row in conn.execute(text(_MATCHED_BATCHES)).all():
+            self.expect(17, int(row.clearing_net_minor) == 0,
+                        f"batch {row.batch_id} {row.currency} matched in full but leaves {row.clearing_net_minor}"
+                        " in the gateway clearing account")
+        for row in conn.execute(text(_DISAGREEMENTS), {"ids": self.payment_ids}).all():
+            explained = row.kind == "unknown_to_ledger" and row.settled_net == 0 and not row.posted
+            self.expect(17, explained, f"{row.kind} {row.subject}: {row.detail} (payment {row.status})",
+                        int(row.payment_id))
+
+
+# Per batch and currency, what the settlement transactions credited the clearing account with against the gross of
+# the batch's lines (payouts aside): they must be the same.
+_POSTED_AS_SETTLED = """
+WITH lines AS (
+    SELECT batch_id, currency, sum(gross_minor) AS gross FROM settlement_lines WHERE type <> 'payout'
+     GROUP BY batch_id, currency
+), posted AS (
+    SELECT t.settlement_batch_id AS batch_id, t.currency,
+           sum(CASE e.side WHEN 'credit' THEN e.amount_minor ELSE -e.amount_minor END) AS gross
+      FROM ledger_transactions t JOIN ledger_entries e ON e.transaction_id = t.id
+      JOIN accounts a ON a.id = e.account_id AND a.kind = 'gateway_clearing'
+     WHERE t.kind = 'settlement' GROUP BY t.settlement_batch_id, t.currency
+)
+SELECT coalesce(l.batch_id, p.batch_id) AS batch_id, coalesce(l.currency, p.currency) AS currency,
+       l.gross AS lines_gross, p.gross AS posted_gross
+  FROM lines l FULL JOIN posted p ON p.batch_id = l.batch_id AND p.currency = l.currency
+ WHERE coalesce(l.gross, 0) <> coalesce(p.gross, 0)
+"""
+# The batches none of whose lines a discrepancy names, and whose lines all name their payment.
+_MATCHED_BATCHES = """
+SELECT c.batch_id, c.currency, c.clearing_net_minor FROM v_batch_clearing c
+ WHERE NOT EXISTS (SELECT 1 FROM recon_discrepancies d WHERE d.batch_id = c.batch_id OR d.line_ids &&
+                   ARRAY(SELECT l.id FROM settlement_lines l WHERE l.batch_id = c.batch_id))
+   AND NOT EXISTS (SELECT 1 FROM settlement_lines l WHERE l.batch_id = c.batch_id AND l.payment_id IS NULL
+                   AND l.type <> 'payout')
+"""
+# What the reconciliation found about these payments: only a capture the gateway refunded in full, which the ledger
+# never posted (a compensation before CommitLedger), is explained; anything else is the ledger and the gateway
+# disagreeing about money.
+_DISAGREEMENTS = """
+SELECT d.kind, d.subject, d.detail, d.payment_id, p.status,
+       (SELECT coalesce(sum(l.gross_minor), 0) FROM settlement_lines l
+         WHERE l.payment_id = d.payment_id AND l.type <> 'payout') AS settled_net,
+       EXISTS (SELECT 1 FROM ledger_transactions t WHERE t.payment_id = d.payment_id AND t.kind = 'post') AS posted
+  FROM recon_discrepancies d LEFT JOIN payments p ON p.id = d.payment_id
+ WHERE d.gateway = 'sandbox' AND d.payment_id = ANY(:ids)
+"""
+
+
 def _agrees(event_type: str, status: str, posted: bool) -> bool:
     """Whether an announced event agrees with the payment's record."""
     if event_type == "payment.succeeded":
@@ -753,5 +822,6 @@ def check_all(run: SeedRun, *, entries_before: dict[int, tuple[Any, ...]]
         checker.operations_bounded(conn)
         checker.gateway_events(conn)
         checker.notifications(conn)
+        checker.settlement(conn)
         conn.rollback()
     return checker.violations, checker.checked, statuses

@@ -9,6 +9,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -23,6 +24,7 @@ from local.simulate.gateway_events import GatewayEvents
 from local.simulate.ids import IdSource, SteppedClock
 from local.simulate.notifications import NotificationRun
 from local.simulate.operations import AfterCheckout
+from local.simulate.settlement import SettlementRun, settle_seed
 from local.simulate.world import Backends, HolderDiedError, Outcome, RequestPlan, SimStepFunctions
 from saga import idempotency
 from saga.api.request import parse_body
@@ -94,6 +96,8 @@ class SeedRun:
         self.cards = [(TOKENS[self.gateway][card], weight) for card, weight in CARDS if card in TOKENS[self.gateway]]
         self.events: GatewayEvents | None = None
         self.result = SeedResult(seed)
+        self.started = datetime.now(UTC)
+        self.settlement: SettlementRun | None = None  # a sandbox seed's (property 17)
         self.outcomes: list[Outcome] = []
         self.checkpoints: list[Checkpoint] = []
         self.injector = Injector(admin_dsn=backends.admin_dsn, redis_pid=backends.redis_pid,
@@ -373,6 +377,8 @@ class SeedRun:
                 self.gateway_events()
                 self.probes()
                 self.notifications.run()
+                if self.gateway == "sandbox":
+                    self.settlement = settle_seed(self.backends, self.started)
             finally:
                 self.notifications.close()
                 self.injector.freezer.thaw_all()

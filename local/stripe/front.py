@@ -24,6 +24,20 @@ faults, and it leaves out fields the adapter reads. The front adds them and pass
 | capture / cancel / refund              | Stripe's state checks with its codes (``payment_intent_unexpected_state``, |
 |                                        | ``amount_too_large``, ``charge_already_refunded``), which localstripe      |
 |                                        | answers with a bare 400 or not at all (it refunds more than was captured)  |
+| ``GET /v1/balance_transactions``       | Stripe's list (local/stripe/balance.py), newest first, built from          |
+|                                        | localstripe's transactions and the payouts' own: ``created[gt|gte|lt|      |
+|                                        | lte]``, ``payout``, ``type``, ``currency``, ``source``, ``limit`` (1-100), |
+|                                        | ``starting_after``, ``ending_before``, ``expand[]=data.source``; any other |
+|                                        | parameter is a 400 ``parameter_unknown``. Completed: ``fee`` per the       |
+|                                        | contract terms (ledger/reconciliation/terms.py; localstripe says 0),       |
+|                                        | ``fee_details``, ``net``, ``balance_type``; a partial capture is one       |
+|                                        | charge of the captured amount (localstripe's release refund is left out)   |
+| ``GET /v1/balance_transactions/{id}``  | one of them (``expand[]=source``)                                          |
+| ``POST /v1/payouts``                   | localstripe's payout, then recorded as Stripe's automatic payouts group:   |
+|                                        | every available transaction of its currency not yet paid out is its, plus  |
+|                                        | its own ``payout`` transaction (-amount, fee 0), whose id is the payout's  |
+|                                        | ``balance_transaction``; ``payout=po_...`` lists them. Kept in the front's |
+|                                        | SQLite (``--db``): a restart keeps them                                    |
 | ``GET /_calls?payment_id=``            | the call log: ``{"calls": [...]}``, rows shaped as the sandbox's           |
 |                                        | (``seq, at_ms, operation, payment_id, idempotency_key, amount_minor,       |
 |                                        | http_status, outcome, replayed, committed``), operations                   |
@@ -79,7 +93,7 @@ import json
 import logging
 import re
 import secrets
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -93,6 +107,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from local.server_db import JsonDict
+from local.stripe.balance import BalanceBook, PayoutStore, Reply
 from local.stripe.state import CallRow, FrontStore, Intent, StoredAnswer
 from local.stripe.webhooks import Endpoint, WebhookRelay, endpoint_from
 from local.withheld import hold_until_client_leaves
@@ -108,6 +123,9 @@ _CANCELABLE = frozenset(
 )
 # metadata['payment_id']:'X' (Stripe's search language; quotes inside X escaped with a backslash)
 _SEARCH_QUERY = re.compile(r"""^\s*metadata\[(['"])payment_id\1\]\s*:\s*(['"])((?:\\.|(?!\2).)*)\2\s*$""")
+
+
+_Then = Callable[[Request, "Answer"], Awaitable["Answer"]]  # what a route adds once localstripe answered 200
 
 
 class Fault(enum.Enum):
@@ -250,8 +268,11 @@ def _committed(operation: Operation, answer: Answer) -> bool:
 
 
 class StripeFront:
-    def __init__(self, upstream_url: str, store: FrontStore, config: FrontConfig) -> None:
+    def __init__(
+        self, upstream_url: str, store: FrontStore, config: FrontConfig, payouts: PayoutStore | None = None
+    ) -> None:
         self.store = store
+        self.balance = BalanceBook(payouts or PayoutStore(":memory:"))
         self.config = config
         self._upstream = httpx.AsyncClient(base_url=upstream_url.rstrip("/"), timeout=config.upstream_timeout_ms / 1000)
         self._in_flight: set[str] = set()  # idempotency keys of requests being processed (one event loop: no lock)
@@ -261,6 +282,7 @@ class StripeFront:
         await self.webhooks.aclose()
         await self._upstream.aclose()
         self.store.close()
+        self.balance.close()
 
     # --- upstream ---------------------------------------------------------------------------------------------------
 
@@ -310,6 +332,8 @@ class StripeFront:
             self._complete_intent(value)
         elif value.get("object") == "charge":
             self._complete_charge(value)
+        elif value.get("object") == "payout":
+            self.balance.complete_payout(value)
 
     def _complete_intent(self, intent: JsonDict) -> None:
         known = self.store.intent(str(intent.get("id")))
@@ -370,7 +394,7 @@ class StripeFront:
             )
         return None
 
-    async def _post(self, request: Request, operation: Operation | None) -> Response:
+    async def _post(self, request: Request, operation: Operation | None, *, then: _Then | None = None) -> Response:
         raw = await request.body()
         pairs = _form(raw)
         key = request.headers.get("idempotency-key")
@@ -391,6 +415,8 @@ class StripeFront:
             if fault is Fault.SLOW:
                 await asyncio.sleep(self.config.slow_ms / 1000)
             answer = await self._act(request, operation, target, pairs, raw)
+            if then is not None and answer.status == 200:
+                answer = await then(request, answer)  # before it is saved: a replay answers the same
             if key is not None and answer.saved:  # saved before anything else can fail: a retry replays it
                 endpoint = f"POST {request.url.path}"
                 self.store.store(key, StoredAnswer(endpoint, _fingerprint(pairs), answer.status, answer.body))
@@ -581,6 +607,34 @@ class StripeFront:
     async def refund(self, request: Request) -> Response:
         return await self._post(request, Operation.REFUND)
 
+    async def create_payout(self, request: Request) -> Response:
+        return await self._post(request, None, then=self._record_payout)
+
+    async def _record_payout(self, request: Request, answer: Answer) -> Answer:
+        failed = await self.balance.record_payout(answer.body, self._fetcher(request))
+        return answer if failed is None else Answer(failed[0], failed[1], saved=False)
+
+    def _fetcher(self, request: Request) -> Callable[[str], Awaitable[Reply]]:
+        async def fetch(path: str) -> Reply:
+            answer = await self._forward(request, "GET", path)
+            return answer.status, answer.body
+
+        return fetch
+
+    async def balance_transactions(self, request: Request) -> Response:
+        if not _authorized(request):
+            return _respond(_error(401, "You did not provide a valid API key."), None)
+        pairs = request.query_params.multi_items()
+        status, body = await self.balance.list_transactions(pairs, self._fetcher(request))
+        return _respond(Answer(status, body), None)
+
+    async def balance_transaction(self, request: Request) -> Response:
+        if not _authorized(request):
+            return _respond(_error(401, "You did not provide a valid API key."), None)
+        pairs = request.query_params.multi_items()
+        status, body = await self.balance.retrieve(request.path_params["txn_id"], pairs, self._fetcher(request))
+        return _respond(Answer(status, body), None)
+
     async def passthrough(self, request: Request) -> Response:
         if request.method == "POST":
             return await self._post(request, None)
@@ -629,6 +683,7 @@ class StripeFront:
 
     async def reset(self, request: Request) -> Response:
         self.store.reset()
+        self.balance.reset()
         response = await self._upstream.delete("/_config/data")
         return JSONResponse({"reset": True, "localstripe": response.status_code})
 
@@ -722,7 +777,7 @@ def create_app(
 ) -> Starlette:
     """The front's application. ``webhooks`` are registered at startup; localstripe reaches the relay at
     ``self_url`` (the front's own base URL, required with them)."""
-    front = StripeFront(upstream_url, FrontStore(db_path), config or FrontConfig())
+    front = StripeFront(upstream_url, FrontStore(db_path), config or FrontConfig(), PayoutStore(db_path))
     if webhooks and self_url is None:
         raise ValueError("self_url is required to register webhooks at startup")
 
@@ -742,6 +797,9 @@ def create_app(
         Route("/v1/payment_intents/{intent_id}/capture", front.capture, methods=["POST"]),
         Route("/v1/payment_intents/{intent_id}/cancel", front.cancel, methods=["POST"]),
         Route("/v1/refunds", front.refund, methods=["POST"]),
+        Route("/v1/payouts", front.create_payout, methods=["POST"]),
+        Route("/v1/balance_transactions", front.balance_transactions, methods=["GET"]),
+        Route("/v1/balance_transactions/{txn_id}", front.balance_transaction, methods=["GET"]),
         Route("/v1/{rest:path}", front.passthrough, methods=["GET", "POST", "DELETE"]),
         Route("/_calls", front.calls, methods=["GET"]),
         Route("/_health", front.health, methods=["GET"]),

@@ -18,6 +18,7 @@ from ledger.posting import reserve
 from local.simulate import Backends, SimulationConfig, run_seed, violations_text
 from local.simulate.checks import _agrees, check_all, entries_digest
 from local.simulate.driver import SeedRun
+from local.simulate.settlement import settle_seed
 from local.simulate.world import Outcome
 from store.payments import insert_payment, transition_payment
 
@@ -36,7 +37,8 @@ def test_every_property_holds_under_injected_faults(sim_backends: Backends, firs
     checked = {p for r in results for p in r.checked}
     assert faults >= SEEDS_PER_CASE * 3, [dict(r.faults) for r in results]
     webhooks = {"P14"} if any(r.faults["webhooks_sent"] for r in results) else set()  # Stripe and Adyen seeds
-    assert checked == {f"P{n}" for n in range(1, 14)} | webhooks | {"P15"}, checked
+    settled = {"P17"} if any(r.faults["gateway_sandbox_payments"] for r in results) else set()  # sandbox seeds
+    assert checked == {f"P{n}" for n in range(1, 14)} | webhooks | {"P15"} | settled, checked
     # The operations after checkout ran: captures, cancels and refunds, each decided by the end.
     ended = Counter({k: n for r in results for k, n in r.faults.items() if k.startswith("ops_ended_")})
     assert ended["ops_ended_refund_succeeded"] and ended["ops_ended_capture_succeeded"], ended
@@ -128,12 +130,13 @@ def test_the_checks_catch_a_false_or_missing_announcement(sim_backends: Backends
 def test_the_twin_execution_findings_stay_fixed(sim_backends: Backends, seed: int) -> None:
     result = run_seed(sim_backends, seed, SimulationConfig(seeds=[seed], payments_per_seed=15, gateway="sandbox"))
     assert not result.violations, "\n" + violations_text([result])
+    assert result.checked["P17"] > 0, result.checked  # the seed's settlement imported and reconciled
     assert result.faults["double_start"] + sum(n for k, n in result.faults.items() if k.startswith("duplicate")) > 0
 
 
 def test_the_checks_catch_a_refund_made_under_another_key(sim_backends: Backends) -> None:
-    """Property 11 flags a refund the gateway was asked under a key that names no refund of the payment, and 13 the
-    money it gave back that the ledger never posted as refunded."""
+    """Property 11 flags a refund the gateway was asked under a key that names no refund of the payment, 13 the
+    money it gave back that the ledger never posted as refunded, and 17 the same refund in the gateway's settlement."""
     seed = 900_004
     run = SeedRun(sim_backends, seed, SimulationConfig(seeds=[seed], payments_per_seed=3, gateway="sandbox",
                                                        fault_probability=0.0, after_checkout_payments=2))
@@ -149,6 +152,7 @@ def test_the_checks_catch_a_refund_made_under_another_key(sim_backends: Backends
                headers={"Idempotency-Key": key},
                json={"gateway_reference": paid.gateway_reference, "amount_minor": 1, "currency": paid.currency,
                      "refund_id": "1"}).raise_for_status()
+    run.settlement = settle_seed(sim_backends, run.started)
     violations, _, _ = check_all(run, entries_before=before)
     flagged = {(v.property, v.payment_id) for v in violations}
-    assert (11, paid.id) in flagged and (13, paid.id) in flagged, violations
+    assert (11, paid.id) in flagged and (13, paid.id) in flagged and (17, paid.id) in flagged, violations

@@ -40,7 +40,7 @@ from tests.integration.store.support import new_id
 MIGRATIONS = Path(__file__).resolve().parents[3] / "migrations" / "versions"
 MIGRATION = MIGRATIONS / "20261203_0005_roles.py"
 # Later migrations that grant paysaga_app what the tables they make need (each with a TABLE_GRANTS of its own).
-GRANTING = ("20261203_0006_webhooks.py", "20261203_0007_operations.py")
+GRANTING = ("20261203_0006_webhooks.py", "20261203_0007_operations.py", "20261203_0008_reconciliation.py")
 # Tables paysaga_app has no privilege on, on purpose (a new table must be granted in a migration or listed here).
 UNGRANTED = {"alembic_version": "the migrations' bookkeeping"}
 PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER")
@@ -61,6 +61,9 @@ def _roles_migration() -> ModuleType:
         later = _load(MIGRATIONS / name)
         assert not set(later.TABLE_GRANTS) & set(module.TABLE_GRANTS), name
         module.TABLE_GRANTS = {**module.TABLE_GRANTS, **later.TABLE_GRANTS}
+        later_columns = getattr(later, "COLUMN_GRANTS", {})
+        assert not set(later_columns) & set(module.COLUMN_GRANTS), name
+        module.COLUMN_GRANTS = {**module.COLUMN_GRANTS, **later_columns}
     return module
 
 

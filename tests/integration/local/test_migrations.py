@@ -39,7 +39,9 @@ def test_upgrade_downgrade_upgrade_and_check(pg_server: PostgresServer) -> None:
         upgrade(url)
         tables, views, functions = _objects(raw)
         assert tables >= LEDGER_TABLES
-        assert {"v_account_balances", "v_trial_balance", "v_trial_balance_totals", "v_journal"} == views
+        assert {"v_account_balances", "v_trial_balance", "v_trial_balance_totals", "v_journal",  # 0002
+                "v_settlement_batches", "v_settlement_lines", "v_recon_runs", "v_recon_discrepancies",  # 0008
+                "v_recon_discrepancy_history", "v_batch_clearing"} == views
         assert {"balance_at", "ledger_assert_balanced", "ledger_apply_entries"} <= functions
         downgrade(url, "base")
         tables, views, functions = _objects(raw)

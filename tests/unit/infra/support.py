@@ -26,12 +26,13 @@ NOTIFICATIONS_CONSUMER = NAMES.notifications_consumer_function
 OUTBOX_RELAY = NAMES.outbox_relay_function
 WEBHOOK_DELIVERY = NAMES.webhook_delivery_function
 NOTIFICATION_FUNCTIONS = frozenset({NOTIFICATIONS_CONSUMER, OUTBOX_RELAY, WEBHOOK_DELIVERY})
+RECONCILIATION = NAMES.reconciliation_function
 # CDK's custom resource provider framework function (its code is CDK's, not ours).
 PROVIDER = NAMES.migrations_provider_function
-# The functions that serve payments (the API, the saga, the schedules, the notifications), as opposed to the
-# administration functions.
-RUNTIME_FUNCTIONS = frozenset({START, WEBHOOKS, SYNC} | {registry.function_name(step) for step in registry.HANDLERS}
-                              | NOTIFICATION_FUNCTIONS)
+# The functions that serve payments (the API, the saga, the schedules, the notifications, the reconciliation), as
+# opposed to the administration functions.
+RUNTIME_FUNCTIONS = frozenset({START, WEBHOOKS, SYNC, RECONCILIATION}
+                              | {registry.function_name(step) for step in registry.HANDLERS} | NOTIFICATION_FUNCTIONS)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,15 @@ from core import telemetry_names as names
 from steps import registry
 from steps.errors import BUSINESS_ERRORS
 from store.lifecycle import FINAL
-from tests.unit.infra.support import NAMES, NOTIFICATIONS_CONSUMER, Synth, functions_by_name, only, queue_id
+from tests.unit.infra.support import (
+    NAMES,
+    NOTIFICATIONS_CONSUMER,
+    RECONCILIATION,
+    Synth,
+    functions_by_name,
+    only,
+    queue_id,
+)
 from tests.unit.infra.test_alarms import payment_path_functions
 from tests.unit.infra.test_workflow import machines
 
@@ -126,7 +134,9 @@ def test_api_lambda_and_backends(synth: Synth, dashboard: tuple[str, dict[str, A
     for metric in ("Errors", "Throttles"):
         functions = {dims["FunctionName"] for ns, name, dims, _ in _metrics(body)
                      if ns == "AWS/Lambda" and name == metric}
-        assert functions == {json.dumps({"Ref": logical_id}) for logical_id in payment_path_functions(synth).values()}
+        # The payment path's, and the reconciliation's (its own row: tests/unit/infra/test_reconciliation.py).
+        shown = [*payment_path_functions(synth).values(), functions_by_name(synth)[RECONCILIATION][0]]
+        assert functions == {json.dumps({"Ref": logical_id}) for logical_id in shown}
 
 
 def test_every_alarm_is_on_the_dashboard(synth: Synth, dashboard: tuple[str, dict[str, Any]]) -> None:

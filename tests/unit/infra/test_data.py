@@ -54,7 +54,8 @@ def test_fifo_queue_redrives_to_a_fifo_dlq(synth: Synth) -> None:
     # And a queue with its DLQ per rule of the event bus (tests/unit/infra/test_notifications.py).
     rule_queues = {name for rule in event_rules.RULES for name in (NAMES.event_rule_queue(rule),
                                                                     NAMES.event_rule_dlq(rule))}
-    assert set(queues) == {queue_name, dlq_name} | rule_queues
+    # And the reconciliation's dead-letter queue (tests/unit/infra/test_reconciliation.py).
+    assert set(queues) == {queue_name, dlq_name, NAMES.reconciliation_dlq} | rule_queues
     queue, dlq = queues[queue_name][1]["Properties"], queues[dlq_name][1]
     assert queue["FifoQueue"] is True and dlq["Properties"]["FifoQueue"] is True
     assert queue["RedrivePolicy"] == {"deadLetterTargetArn": {"Fn::GetAtt": [queues[dlq_name][0], "Arn"]},

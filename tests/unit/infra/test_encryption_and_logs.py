@@ -17,7 +17,7 @@ def _key_ids(synth: Synth) -> dict[str, str]:
 
 def test_the_keys_rotate_and_outlive_the_stack(synth: Synth) -> None:
     keys = _key_ids(synth)
-    assert set(keys) == {NAMES.logs_key_alias, NAMES.messages_key_alias}
+    assert set(keys) == {NAMES.logs_key_alias, NAMES.messages_key_alias, NAMES.data_key_alias}
     for logical_id in keys.values():
         key = synth.resources[logical_id]
         assert key["Properties"]["EnableKeyRotation"] is True

@@ -24,6 +24,7 @@ from tests.unit.infra.support import (
     NOTIFICATION_FUNCTIONS,
     NOTIFICATIONS_CONSUMER,
     OUTBOX_RELAY,
+    RECONCILIATION,
     RUNTIME_FUNCTIONS,
     START,
     SYNC,
@@ -51,7 +52,7 @@ def _build_layer_script() -> ModuleType:
 
 def test_one_function_per_registry_entry_plus_start_webhooks_sync_and_the_admin_ones(synth: Synth) -> None:
     by_name = functions_by_name(synth)
-    assert ({registry.function_name(step) for step in registry.HANDLERS} | {START, WEBHOOKS, SYNC}
+    assert ({registry.function_name(step) for step in registry.HANDLERS} | {START, WEBHOOKS, SYNC, RECONCILIATION}
             | NOTIFICATION_FUNCTIONS == RUNTIME_FUNCTIONS)
     assert set(by_name) == RUNTIME_FUNCTIONS | {MIGRATIONS, MERCHANT_ADMIN}
     for step, target in registry.HANDLERS.items():
@@ -88,7 +89,8 @@ def test_every_function_names_its_powertools_service_and_the_metrics_namespace(s
                 MERCHANT_ADMIN: telemetry_names.SERVICE_ADMIN,
                 NOTIFICATIONS_CONSUMER: telemetry_names.SERVICE_NOTIFICATIONS,
                 OUTBOX_RELAY: telemetry_names.SERVICE_NOTIFICATIONS,
-                WEBHOOK_DELIVERY: telemetry_names.SERVICE_WEBHOOK_DELIVERY}
+                WEBHOOK_DELIVERY: telemetry_names.SERVICE_WEBHOOK_DELIVERY,
+                RECONCILIATION: telemetry_names.SERVICE_RECONCILIATION}
     expected |= {registry.function_name(step): telemetry_names.SERVICE_STEPS for step in registry.HANDLERS}
     for name, (_, props) in functions_by_name(synth).items():
         variables = props["Environment"]["Variables"]
@@ -129,7 +131,8 @@ def test_the_webhook_and_sync_functions_run_their_handlers_on_a_schedule(synth: 
 def test_only_the_functions_that_call_gateways_read_the_gateway_secret(synth: Synth) -> None:
     readers = {name for name, (_, props) in functions_by_name(synth).items()
                if "GATEWAY_SECRETS_ARN" in props["Environment"]["Variables"]}
-    assert readers == {registry.function_name(step) for step in registry.HANDLERS} | {WEBHOOKS, SYNC}
+    # The reconciliation's hourly run fetches Stripe's balance transactions.
+    assert readers == {registry.function_name(step) for step in registry.HANDLERS} | {WEBHOOKS, SYNC, RECONCILIATION}
 
 
 def test_only_the_start_webhook_and_sync_functions_know_the_state_machines(synth: Synth) -> None:

@@ -12,7 +12,7 @@ from tests.unit.infra.support import Synth, join_text
 # Property names that name something within its parent only (a stage of its API, a metric of its namespace, the
 # database inside its cluster...), not an account-wide physical name.
 NOT_ACCOUNT_WIDE = {"StageName", "DatabaseName", "MetricName", "TargetGroupName", "AttributeName", "IndexName",
-                    "MetricNamespace", "Namespace", "FilterName", "PolicyName", "ServiceName"}
+                    "MetricNamespace", "Namespace", "FilterName", "PolicyName", "ServiceName", "LogStreamName"}
 
 
 def _physical_names(synth: Synth) -> dict[str, str]:

@@ -21,6 +21,7 @@ from tests.unit.infra.support import (
     NAMES,
     NOTIFICATIONS_CONSUMER,
     OUTBOX_RELAY,
+    RECONCILIATION,
     START,
     SYNC,
     WEBHOOK_DELIVERY,
@@ -120,6 +121,8 @@ def test_only_notify_merchant_and_the_relay_send_to_the_queue_and_only_the_consu
     queue_arn = {"Fn::GetAtt": [queue_id(synth, settings_default("notifications_queue")), "Arn"]}
     senders, readers = set(), set()
     for name, statements in _statements_on(synth, "sqs").items():
+        if name == RECONCILIATION:  # its own dead-letter queue only (tests/unit/infra/test_reconciliation.py)
+            continue
         for statement in statements:
             assert resources_of(statement) == [queue_arn], name  # the notifications queue only, never its DLQ
             if "sqs:SendMessage" in actions_of(statement):
@@ -147,6 +150,9 @@ def test_only_the_consumer_publishes_to_the_topic_with_its_key_and_puts_events_o
     }
     for service, (actions, resource) in expected.items():
         statements = _statements_on(synth, service)
+        # The reconciliation publishes to its own topic (tests/unit/infra/test_reconciliation.py), never this one.
+        reconciliation = [r for s in statements.pop(RECONCILIATION, []) for r in resources_of(s)]
+        assert resource not in reconciliation or service == "kms", service
         assert set(statements) == {NOTIFICATIONS_CONSUMER}, service
         (statement,) = statements[NOTIFICATIONS_CONSUMER]
         assert actions_of(statement) == actions, service
@@ -156,7 +162,8 @@ def test_only_the_consumer_publishes_to_the_topic_with_its_key_and_puts_events_o
 
 def test_the_functions_call_nothing_else(synth: Synth) -> None:
     """Every service a function's role names is one its code calls (or Lambda's VPC/X-Ray plumbing)."""
-    expected = {"ec2", "xray", "logs", "secretsmanager", "dynamodb", "states", "sqs", "sns", "kms", "events"}
+    expected = {"ec2", "xray", "logs", "secretsmanager", "dynamodb", "states", "sqs", "sns", "kms", "events", "s3",
+                "firehose"}
     for name, (_, props) in functions_by_name(synth).items():
         services = {a.split(":")[0] for a in _actions(statements_of_function(synth, props))}
         assert services <= expected, f"{name} may call {sorted(services - expected)}"

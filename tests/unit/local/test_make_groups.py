@@ -1,5 +1,5 @@
-"""`make test` runs pytest as two groups side by side (Makefile: PYTEST_GROUP_A, PYTEST_GROUP_B): together they must
-hold every test folder, each once, or a folder's tests silently stop running in CI."""
+"""`make test` runs pytest as groups side by side (Makefile: PYTEST_GROUP_A, _B, _C): together they must hold every
+test folder, each once, or a folder's tests silently stop running in CI."""
 
 from __future__ import annotations
 
@@ -15,9 +15,14 @@ def _group(makefile: str, name: str) -> list[str]:
     return found.group(1).split()
 
 
-def test_the_two_pytest_groups_hold_every_test_folder_once() -> None:
+def test_the_pytest_groups_hold_every_test_folder_once() -> None:
     makefile = (PROJECT_ROOT / "Makefile").read_text()
-    groups = _group(makefile, "PYTEST_GROUP_A") + _group(makefile, "PYTEST_GROUP_B")
+    names = re.findall(r"^(PYTEST_GROUP_[A-Z]) :=", makefile, flags=re.MULTILINE)
+    assert names == ["PYTEST_GROUP_A", "PYTEST_GROUP_B", "PYTEST_GROUP_C"], names
+    targets = re.findall(r"^pytest-([a-z]):$", makefile, flags=re.MULTILINE)
+    assert [f"PYTEST_GROUP_{t.upper()}" for t in targets] == names, "each group has its pytest-x target"
+    assert f"pytest-{' pytest-'.join(targets)}" in makefile.split("\npytest:", 1)[1].split("\n\n", 1)[0]
+    groups = [folder for name in names for folder in _group(makefile, name)]
     folders = sorted(f"tests/{path.name}" for path in (PROJECT_ROOT / "tests").iterdir()
                      if path.is_dir() and any(path.rglob("test_*.py")))
     assert sorted(groups) == folders

@@ -9,6 +9,7 @@ from types import ModuleType
 
 from core.database_roles import APP_ROLE, FINANCE_ROLE
 from core.gateways import GATEWAY_NAMES
+from ledger.reconciliation.schema import DISCREPANCY_KINDS, DISCREPANCY_STATUSES, LINE_TYPES, RUN_SCHEDULES
 from ledger.schema import ACCOUNT_KINDS, TRANSACTION_KINDS
 from store.lifecycle import PAYMENT_STATUSES
 from store.schema import (
@@ -33,14 +34,14 @@ def _migration(name: str) -> ModuleType:
 def test_the_gateways_migration_checks_the_code_s_gateways_and_ledger_kinds() -> None:
     gateways = _migration("20261202_0004_gateways")
     assert sql_in("gateway", GATEWAY_NAMES) == gateways._GATEWAYS
-    assert sql_in("kind", ACCOUNT_KINDS) == gateways._ACCOUNT_KINDS
-    assert sql_in("kind", TRANSACTION_KINDS[:len(TRANSACTION_KINDS) - 3]) == gateways._TX_KINDS  # 0007 added 3
+    assert sql_in("kind", ACCOUNT_KINDS[:len(ACCOUNT_KINDS) - 3]) == gateways._ACCOUNT_KINDS  # 0008 added 3
+    assert sql_in("kind", TRANSACTION_KINDS[:len(TRANSACTION_KINDS) - 4]) == gateways._TX_KINDS  # 0007 3, 0008 1
 
 
 def test_the_operations_migration_checks_the_code_s_kinds_statuses_and_grants() -> None:
     operations = _migration("20261203_0007_operations")
     assert operations.APP_ROLE == APP_ROLE
-    assert sql_in("kind", TRANSACTION_KINDS) == operations._TX_KINDS
+    assert sql_in("kind", TRANSACTION_KINDS[:-1]) == operations._TX_KINDS  # 0008 added settlement
     assert sql_in("kind", OPERATION_KINDS) == operations._KINDS
     assert sql_in("status", OPERATION_STATUSES) == operations._STATUSES
     assert sql_in("status", tuple(str(s) for s in PAYMENT_STATUSES)) == operations._PAYMENT_STATUSES
@@ -60,3 +61,15 @@ def test_the_webhooks_migration_grants_to_the_app_role_and_checks_the_code_s_sta
     webhooks = _migration("20261203_0006_webhooks")
     assert webhooks.APP_ROLE == APP_ROLE
     assert sql_in("status", WEBHOOK_DELIVERY_STATUSES) == webhooks._STATUSES
+
+
+def test_the_reconciliation_migration_checks_the_code_s_kinds_and_grants() -> None:
+    reconciliation = _migration("20261203_0008_reconciliation")
+    assert (reconciliation.APP_ROLE, reconciliation.FINANCE_ROLE) == (APP_ROLE, FINANCE_ROLE)
+    assert sql_in("gateway", GATEWAY_NAMES) == reconciliation._GATEWAYS
+    assert sql_in("kind", ACCOUNT_KINDS) == reconciliation._ACCOUNT_KINDS
+    assert sql_in("kind", TRANSACTION_KINDS) == reconciliation._TX_KINDS
+    assert sql_in("type", LINE_TYPES) == reconciliation._LINE_TYPES
+    assert sql_in("kind", DISCREPANCY_KINDS) == reconciliation._DISCREPANCY_KINDS
+    assert sql_in("status", DISCREPANCY_STATUSES) == reconciliation._DISCREPANCY_STATUSES
+    assert sql_in("schedule", RUN_SCHEDULES) == reconciliation._RUN_SCHEDULES

@@ -39,7 +39,8 @@ class ExportFormat(enum.StrEnum):
 
 
 @contextmanager
-def _reader(as_finance: bool) -> Iterator[Connection]:
+def finance_reader(as_finance: bool) -> Iterator[Connection]:
+    """A READ ONLY transaction; with `as_finance` as the paysaga_finance role (the views only)."""
     engine = create_engine(settings().sqlalchemy_url, pool_pre_ping=False)
     try:
         with engine.connect() as conn, conn.begin():
@@ -68,7 +69,7 @@ def _table(title: str, columns: tuple[str, ...], rows: list[dict[str, Any]]) -> 
 @ledger_app.command()
 def balances(as_finance: AsFinance = False) -> None:
     """Every account's pending, posted and available balance (minor units, on the account's normal side)."""
-    with _reader(as_finance) as conn:
+    with finance_reader(as_finance) as conn:
         rows = reports.account_balances(conn)
     _console().print(_table("Account balances", reports.BALANCE_COLUMNS, rows))
 
@@ -76,7 +77,7 @@ def balances(as_finance: AsFinance = False) -> None:
 @ledger_app.command("trial-balance")
 def trial_balance(as_finance: AsFinance = False) -> None:
     """Posted debit/credit balances per account and totals per currency (difference 0 = the books balance)."""
-    with _reader(as_finance) as conn:
+    with finance_reader(as_finance) as conn:
         lines, totals = reports.trial_balance(conn)
     console = _console()
     console.print(_table("Trial balance", reports.TRIAL_COLUMNS, lines))
@@ -94,7 +95,7 @@ def trial_balance(as_finance: AsFinance = False) -> None:
 @ledger_app.command()
 def journal(payment_id: int, as_finance: AsFinance = False) -> None:
     """Every entry the ledger holds for one payment, in order."""
-    with _reader(as_finance) as conn:
+    with finance_reader(as_finance) as conn:
         rows = reports.journal(conn, payment_id=payment_id)
     console = _console()
     if not rows:
@@ -138,7 +139,7 @@ def export(
     end = _utc(until, datetime.now(UTC))
     written = 0
     console = _console()
-    with _reader(as_finance) as conn:
+    with finance_reader(as_finance) as conn:
         total = reports.count_entries(conn, since=start, until=end)
         progress = Progress(
             TextColumn("[bold]export"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console

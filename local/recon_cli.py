@@ -11,8 +11,6 @@ import enum
 import getpass
 import io
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -22,7 +20,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Engine, text
 
 from core.database_roles import FINANCE_ROLE
 from core.db import engine_for
@@ -42,6 +40,7 @@ from ledger.reconciliation.sandbox_feed import parse_sandbox_feed
 from ledger.reconciliation.schema import DISCREPANCY_STATUSES, RUN_SCHEDULES
 from ledger.reconciliation.sources import parse_settlement_file
 from ledger.reconciliation.stripe_balance import fetch_balance_transactions, lines_from_balance_transactions
+from local.ledger_cli import finance_reader
 from local.recon.duckdb_source import ParquetSource
 from local.recon.parquet_landing import land_days
 from local.sandbox.settlement import fetch_sandbox_feed
@@ -81,19 +80,6 @@ def _fail(message: str) -> typer.Exit:
 
 def _utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-@contextmanager
-def _reader(as_finance: bool) -> Iterator[Connection]:
-    engine = _engine()
-    try:
-        with engine.connect() as conn, conn.begin():
-            conn.execute(text("SET TRANSACTION READ ONLY"))
-            if as_finance:
-                conn.execute(text(f"SET LOCAL ROLE {FINANCE_ROLE}"))
-            yield conn
-    finally:
-        engine.dispose()
 
 
 def _import(source: SettlementSource) -> ImportResult:
@@ -257,7 +243,7 @@ def discrepancies_command(
     kinds = sorted(str(k) for k in DISCREPANCY_OUTCOMES)
     if kind is not None and kind not in kinds:
         raise _fail(f"--kind must be one of {', '.join(kinds)}, not {kind!r}")
-    with _reader(as_finance) as conn:
+    with finance_reader(as_finance) as conn:
         rows = list_discrepancies(conn, status=status, kind=kind)
     _emit(rows, DISCREPANCY_COLUMNS, fmt, "Discrepancies")
 
@@ -283,7 +269,7 @@ def resolve_command(
 @recon_app.command("history")
 def history_command(discrepancy_id: Annotated[int, typer.Argument()], as_finance: AsFinance = False) -> None:
     """A discrepancy's history (opened, resolved: who, when, why)."""
-    with _reader(as_finance) as conn:
+    with finance_reader(as_finance) as conn:
         rows = history(conn, discrepancy_id)
     if not rows:
         raise _fail(f"no discrepancy {discrepancy_id}")
@@ -295,7 +281,7 @@ def history_command(discrepancy_id: Annotated[int, typer.Argument()], as_finance
 def batches_command(fmt: Annotated[Format, typer.Option("--format")] = Format.table,
                     as_finance: AsFinance = False) -> None:
     """Settlement batches with their lines and what they left in the gateway clearing account (0 = matched)."""
-    with _reader(as_finance) as conn:
+    with finance_reader(as_finance) as conn:
         rows = [dict(r) for r in conn.execute(text(
             "SELECT b.batch_id, b.gateway, b.reference, b.settlement_date, b.line_count, c.currency,"
             " c.clearing_net_minor FROM v_settlement_batches b LEFT JOIN v_batch_clearing c ON c.batch_id = b.batch_id"

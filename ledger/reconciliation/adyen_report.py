@@ -28,7 +28,14 @@ from datetime import datetime, timedelta, timezone
 from typing import Final
 
 from core.money import MINOR_UNIT_EXPONENT
-from ledger.reconciliation.lines import LineType, SettlementFormatError, SettlementLine, SettlementSource, parse_minor
+from ledger.reconciliation.lines import (
+    LineType,
+    SettlementFormatError,
+    SettlementLine,
+    SettlementSource,
+    csv_row,
+    parse_minor,
+)
 
 __all__ = ["ADYEN_TIMEZONES", "ADYEN_TYPES", "REQUIRED_COLUMNS", "parse_adyen_settlement_report"]
 
@@ -146,11 +153,7 @@ def _header(reader: Iterator[list[str]], name: str) -> list[str]:
 
 
 def _line(header: list[str], fields: list[str], line: int, name: str) -> SettlementLine:
-    if len(fields) != len(header):
-        raise SettlementFormatError(
-            name, line, None, f"{len(fields)} fields where the header has {len(header)}: a truncated or garbled line"
-        )
-    row = dict(zip(header, fields, strict=True))
+    row = csv_row(header, fields, line=line, source=name)
 
     def text(column: str, *, required: bool = False) -> str:
         value = row[column].strip()

@@ -20,7 +20,8 @@ from datetime import datetime
 
 from core.money import MINOR_UNIT_EXPONENT
 
-__all__ = ["MATCHED_TYPES", "LineType", "SettlementFormatError", "SettlementLine", "SettlementSource", "parse_minor"]
+__all__ = ["MATCHED_TYPES", "LineType", "SettlementFormatError", "SettlementLine", "SettlementSource", "csv_row",
+           "parse_minor"]
 
 
 class LineType(enum.StrEnum):
@@ -110,3 +111,13 @@ def parse_minor(text: str, currency: str, *, source: str, line: int, column: str
         )
     minor: int = int(whole) * 10**exponent + (int(fraction.ljust(exponent, "0")) if exponent else 0)
     return -minor if negative else minor
+
+
+def csv_row(header: list[str], fields: list[str], *, line: int, source: str) -> dict[str, str]:
+    """A CSV line's fields by column, or a SettlementFormatError when it has not as many as the header (a line cut
+    short by a truncated file, or garbled)."""
+    if len(fields) != len(header):
+        raise SettlementFormatError(
+            source, line, None, f"{len(fields)} fields where the header has {len(header)}: a truncated or garbled line"
+        )
+    return dict(zip(header, fields, strict=True))

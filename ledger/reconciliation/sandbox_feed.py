@@ -32,7 +32,7 @@ from datetime import datetime
 from typing import Final
 
 from core.money import MINOR_UNIT_EXPONENT
-from ledger.reconciliation.lines import LineType, SettlementFormatError, SettlementLine, SettlementSource
+from ledger.reconciliation.lines import LineType, SettlementFormatError, SettlementLine, SettlementSource, csv_row
 
 __all__ = ["FEED_COLUMNS", "TRAILER_PREFIX", "parse_sandbox_feed"]
 
@@ -97,11 +97,7 @@ def _split_trailer(data: bytes, name: str) -> tuple[str, int, int]:
 
 
 def _line(header: list[str], fields: list[str], line: int, name: str) -> SettlementLine:
-    if len(fields) != len(header):
-        raise SettlementFormatError(
-            name, line, None, f"{len(fields)} fields where the header has {len(header)}: a truncated or garbled line"
-        )
-    row = dict(zip(header, fields, strict=True))
+    row = csv_row(header, fields, line=line, source=name)
 
     def text(column: str, *, required: bool = False) -> str:
         value = row[column]

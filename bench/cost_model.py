@@ -50,10 +50,11 @@ PEAK_TO_AVERAGE = 3.0  # the busiest hour at 3x the daily average (checks the CD
 XRAY_SAMPLED_SHARE = 0.05  # X-Ray's default rule: 1 request/s reservoir + 5 %
 # START/END/REPORT lines plus a few Powertools JSON lines (LOG_LEVEL=INFO) and one EMF metrics line per invocation.
 LAMBDA_LOG_BYTES_PER_INVOCATION = 1_500
-# Step Functions logs at level ERROR without execution data: a payment that succeeds writes nothing there; a failed
-# step writes its TaskFailed/ExecutionFailed events (~1 KB), counted on this share of payments.
-SFN_ERROR_LOG_BYTES = 1_000
-FAILED_PAYMENT_SHARE = 0.1
+# Step Functions logs at level ALL without execution data (infra/config.py's default: the operations console's
+# timelines): every event of an execution, ~350 bytes each without inputs and outputs; a payment's six Tasks write
+# about 5 each (state entered, task scheduled, started, succeeded, state exited) plus the execution's own.
+SFN_EVENTS_PER_PAYMENT = 32
+SFN_EVENT_BYTES_NO_DATA = 350
 NAT_BYTES_PER_PAYMENT = 6_000  # gateway HTTPS leaves through the NAT; AWS calls go through VPC endpoints
 ENDPOINT_BYTES_PER_PAYMENT = 8_000  # Step Functions, SQS and Secrets Manager calls through interface endpoints
 AWS_INVOKE_OVERHEAD_MS = 25  # Step Functions -> Lambda invoke per Task, warm, on top of the handler's own time
@@ -69,7 +70,7 @@ class Measured:
     end_to_end_ms: float  # at the API, realistic gateway latency: what the start Lambda waits
     execution_ms: float  # ExecutionStarted -> ExecutionSucceeded
     step_ms: dict[str, float]  # per Task state
-    history_bytes: float  # the execution's events as JSON (the local history; on AWS logged only on errors)
+    history_bytes: float  # the execution's events as JSON, with data (the local history)
     response_bytes: float  # the stored HTTP answer in the idempotency record
     pg_cpu_s: float  # PostgreSQL server CPU per payment
     pg_write_statements: float  # INSERT/UPDATE/DELETE per payment
@@ -131,8 +132,8 @@ def cost_per_payment(m: Measured, d: Deployment, payments_per_day: int) -> list[
                  proxy_acu * HOURS_PER_DAY * RDS_PROXY_USD_PER_ACU_HOUR / payments_per_day))
     rows.append(("API Gateway REST + WAF", "1 request", APIGW_REST_USD_PER_REQUEST + WAF_USD_PER_REQUEST))
     rows.append(("SQS FIFO", "send + receive + delete", 3 * SQS_FIFO_USD_PER_REQUEST))
-    log_bytes = FAILED_PAYMENT_SHARE * SFN_ERROR_LOG_BYTES + invocations * LAMBDA_LOG_BYTES_PER_INVOCATION
-    rows.append(("CloudWatch Logs", f"{log_bytes / 1024:.1f} KB (SFN level ERROR, no data; Lambda JSON + EMF)",
+    log_bytes = SFN_EVENTS_PER_PAYMENT * SFN_EVENT_BYTES_NO_DATA + invocations * LAMBDA_LOG_BYTES_PER_INVOCATION
+    rows.append(("CloudWatch Logs", f"{log_bytes / 1024:.1f} KB (SFN level ALL, no data; Lambda JSON + EMF)",
                  log_bytes / GB * CW_LOGS_USD_PER_GB))
     rows.append(("X-Ray", f"{XRAY_SAMPLED_SHARE:.0%} of payments traced", XRAY_SAMPLED_SHARE * XRAY_USD_PER_TRACE))
     rows.append(("ElastiCache", f"{d.cache_nodes} x cache.t4g.micro (primary + replica)",

@@ -160,6 +160,13 @@ FENCE_SOCKET_TIMEOUT_MS: Final[int] = 500
 FENCE_REDIS_RETRIES: Final[int] = 1
 FENCE_REDIS_MAX_WAIT_MS: Final[int] = 2 * (1 + FENCE_REDIS_RETRIES) * FENCE_SOCKET_TIMEOUT_MS
 
+# ---- The operations console (saga/console/, store/operators.py) ------------------------------------------------
+
+# An operator's session ends after this long without a request (each request seen moves the idle end on) ...
+SESSION_IDLE_MS: Final[int] = 30 * 60_000
+# ... and this long after it was opened, however busy: the operator logs in again.
+SESSION_MAX_MS: Final[int] = 8 * 3_600_000
+
 # ---- Relations -----------------------------------------------------------------------------------------------
 
 # Service ceilings.
@@ -214,6 +221,9 @@ assert OUTBOX_RELAY_INTERVAL_MS > 0 and OUTBOX_RELAY_BATCH > 0 and NOTIFICATIONS
 assert NOTIFICATIONS_CONSUMER_TIMEOUT_S < NOTIFICATIONS_VISIBILITY_TIMEOUT_S, (
     "a batch still being processed must not become visible to a second consumer")
 assert NOTIFICATIONS_POLL_WAIT_S <= 20, "SQS caps WaitTimeSeconds at 20"
+
+# The console.
+assert 0 < SESSION_IDLE_MS < SESSION_MAX_MS, "a session idles out before its hard end, or the idle limit means nothing"
 
 # The start path.
 assert SFN_SYNC_READ_TIMEOUT_S > STATE_MACHINE_TIMEOUT_S, "botocore must wait for the execution's own end"

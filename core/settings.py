@@ -102,6 +102,10 @@ class Settings(BaseSettings):
     settlement_bucket: str | None = Field(default=None, validation_alias="SETTLEMENT_BUCKET")
     ledger_landing_stream: str | None = Field(default=None, validation_alias="LEDGER_LANDING_STREAM")
 
+    # The operations console's session cookie is Secure (sent over HTTPS only) unless this is true: the local stack
+    # serves the console over plain http on loopback and sets it; never on AWS.
+    console_insecure_cookies: bool = Field(default=False, validation_alias="CONSOLE_INSECURE_COOKIES")
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", validation_alias="LOG_LEVEL")
 
     @field_validator("database_url")

@@ -69,3 +69,5 @@ SERVICE_NOTIFICATIONS: Final[str] = "paysaga-notifications"  # the outbox relay 
 SERVICE_WEBHOOK_DELIVERY: Final[str] = "paysaga-webhook-delivery"
 # Settlement imports, reconciliation runs and the ledger's landing (saga.reconcile.handler).
 SERVICE_RECONCILIATION: Final[str] = "paysaga-reconciliation"
+# The operations console (saga.console.handler) and its API Gateway authorizer (saga.console.authorizer).
+SERVICE_CONSOLE: Final[str] = "paysaga-console"

@@ -215,6 +215,11 @@ class Alarms(Construct):
         for label, function in watched.notification_functions.items():
             self._never(f"{label}Errors", f"the {label} function failed",
                         function.metric_errors(period=PERIOD, statistic="Sum"))
+        # The console's function and its authorizer answer for themselves too (a refused login or session is an
+        # answer, not an error): an error is an operator's page that crashed, or every console request refused 500.
+        for label, function in watched.console_functions.items():
+            self._never(f"{label}Errors", f"the {label} function failed",
+                        function.metric_errors(period=PERIOD, statistic="Sum"))
 
     # ---- The API ---------------------------------------------------------------------------------------------------
 

@@ -1,5 +1,6 @@
 """The public API: a regional REST API (the merchants' routes, START_ROUTES, proxied to the start function; the
-gateways' webhooks to their own function) behind a WAF web ACL."""
+gateways' webhooks to their own function; the operations console's routes to the console function, behind its own
+authorizer) behind a WAF web ACL."""
 
 from __future__ import annotations
 
@@ -39,6 +40,24 @@ START_ROUTES: Final[tuple[tuple[str, str], ...]] = (
     ("POST", "/v1/events/{event_id}/resend"),
 )
 WEBHOOK_ROUTE: Final[tuple[str, str]] = ("POST", "/v1/webhooks/{gateway}")
+# The operations console (infra/console.py, saga/console/handler.py), all proxied to the console function. The login
+# form and the static files it loads are open (signing in needs no session); every other console path goes through
+# the console's REQUEST authorizer first. API Gateway matches the most specific resource, so /console/login and
+# /console/static/... never fall to /console/{proxy+}.
+CONSOLE_PUBLIC_ROUTES: Final[tuple[tuple[str, str], ...]] = (
+    ("GET", "/console/login"),
+    ("POST", "/console/login"),
+    ("GET", "/console/static/{proxy+}"),
+)
+CONSOLE_ROUTES: Final[tuple[tuple[str, str], ...]] = (
+    ("ANY", "/console"),
+    ("ANY", "/console/{proxy+}"),
+)
+# The authorizer reads the session from the Cookie header (saga/console/authorizer.py); API Gateway answers 401
+# itself to a request without one. Its answers are never cached: a session closed, revoked or idled out ends with
+# the next request, not a cache entry's lifetime later.
+CONSOLE_IDENTITY_HEADER: Final[str] = "Cookie"
+CONSOLE_AUTHORIZER_CACHE_TTL: Final[Duration] = Duration.seconds(0)
 # API Gateway's default integration ceiling. A saga can run longer (Express allows 5 min): the client then gets 504
 # and retries with the same Idempotency-Key, which answers 409 while in flight and the stored response afterwards.
 INTEGRATION_TIMEOUT: Final[Duration] = Duration.millis(limits.API_INTEGRATION_TIMEOUT_MS)
@@ -182,6 +201,10 @@ def waf_rules(*, requests_per_api_key_per_5min: int, requests_per_ip_per_5min: i
     return rules
 
 
+# The headers WAF's logs never show (lower case, as WAF matches them): the merchants' API key, the console's session.
+WAF_REDACTED_HEADERS: Final[tuple[str, ...]] = ("authorization", CONSOLE_IDENTITY_HEADER.lower())
+
+
 def waf_log_group_name(name: str) -> str:
     """WAF logs only to a log group whose name starts with `aws-waf-logs-`."""
     return f"aws-waf-logs-{name}-api"
@@ -189,7 +212,8 @@ def waf_log_group_name(name: str) -> str:
 
 class PaymentsApi(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, name: str, handler: lambda_.IFunction,
-                 webhook_handler: lambda_.IFunction, waf_requests_per_api_key_per_5min: int,
+                 webhook_handler: lambda_.IFunction, console_handler: lambda_.IFunction,
+                 console_authorizer: lambda_.IFunction, waf_requests_per_api_key_per_5min: int,
                  waf_requests_per_ip_per_5min: int, log_retention: logs.RetentionDays,
                  log_encryption_key: kms.IKey | None = None) -> None:
         super().__init__(scope, construct_id)
@@ -200,7 +224,8 @@ class PaymentsApi(Construct):
             self, "Api",
             rest_api_name=name,
             description="paysaga: POST /v1/payments (synchronous saga), GET /v1/payments/{payment_id}, capture, "
-                        "cancel and refunds of a payment, POST /v1/webhooks/{gateway}",
+                        "cancel and refunds of a payment, POST /v1/webhooks/{gateway}, the operations console "
+                        "(/console)",
             endpoint_types=[apigw.EndpointType.REGIONAL],
             cloud_watch_role=True,
             deploy_options=apigw.StageOptions(
@@ -219,12 +244,30 @@ class PaymentsApi(Construct):
         )
         integration = apigw.LambdaIntegration(handler, proxy=True, timeout=INTEGRATION_TIMEOUT)
         # One resource per path part (its construct id), so the routes that were there keep their logical ids.
-        for method, path in START_ROUTES:
-            self.api.root.resource_for_path(path).add_method(method, integration)
+        self.merchant_methods = [self.api.root.resource_for_path(path).add_method(method, integration)
+                                 for method, path in START_ROUTES]
         self.start_route_path = START_ROUTE[1]  # the start path's route (its per-method metrics name it)
         # Gateways' events: their own function; the signature is the authentication (no merchant key).
         webhook_integration = apigw.LambdaIntegration(webhook_handler, proxy=True, timeout=INTEGRATION_TIMEOUT)
-        self.api.root.resource_for_path(WEBHOOK_ROUTE[1]).add_method(WEBHOOK_ROUTE[0], webhook_integration)
+        self.webhook_method = self.api.root.resource_for_path(WEBHOOK_ROUTE[1]).add_method(
+            WEBHOOK_ROUTE[0], webhook_integration)
+        # The operations console: its own function, its own authorizer (the operator's session cookie).
+        self.console_authorizer = apigw.RequestAuthorizer(
+            self, "ConsoleAuthorizer",
+            authorizer_name=f"{name}-console",
+            handler=console_authorizer,
+            identity_sources=[apigw.IdentitySource.header(CONSOLE_IDENTITY_HEADER)],
+            results_cache_ttl=CONSOLE_AUTHORIZER_CACHE_TTL,
+        )
+        console_integration = apigw.LambdaIntegration(console_handler, proxy=True, timeout=INTEGRATION_TIMEOUT)
+        self.console_public_methods = [
+            self.api.root.resource_for_path(path).add_method(method, console_integration)
+            for method, path in CONSOLE_PUBLIC_ROUTES]
+        self.console_methods = [
+            self.api.root.resource_for_path(path).add_method(
+                method, console_integration, authorizer=self.console_authorizer,
+                authorization_type=apigw.AuthorizationType.CUSTOM)
+            for method, path in CONSOLE_ROUTES]
 
         self.waf_rules = waf_rules(requests_per_api_key_per_5min=waf_requests_per_api_key_per_5min,
                                    requests_per_ip_per_5min=waf_requests_per_ip_per_5min)
@@ -247,7 +290,7 @@ class PaymentsApi(Construct):
             web_acl_arn=self.web_acl.attr_arn,
         )
         # Every request WAF saw, allowed or not (what a merchant's "why was I refused" needs), with the merchant's API
-        # key redacted: WAF logs each request's headers.
+        # key and the operators' console session cookie redacted: WAF logs each request's headers.
         self.waf_logs = logs.LogGroup(
             self, "WafLogs",
             log_group_name=waf_log_group_name(name),
@@ -262,6 +305,6 @@ class PaymentsApi(Construct):
             log_destination_configs=[Stack.of(self).format_arn(
                 service="logs", resource="log-group", resource_name=self.waf_logs.log_group_name,
                 arn_format=ArnFormat.COLON_RESOURCE_NAME)],
-            redacted_fields=[wafv2.CfnLoggingConfiguration.FieldToMatchProperty(
-                single_header={"Name": "authorization"})],
+            redacted_fields=[wafv2.CfnLoggingConfiguration.FieldToMatchProperty(single_header={"Name": header})
+                             for header in WAF_REDACTED_HEADERS],
         )

@@ -20,6 +20,7 @@ PREFIX_PATTERN: Final[re.Pattern[str]] = re.compile(r"^[a-z](?:[a-z0-9]|-(?=[a-z
 # Lambda's default account concurrency is 1000, of which 100 must stay unreserved.
 ACCOUNT_CONCURRENCY: Final[int] = 1_000
 UNRESERVED_MINIMUM: Final[int] = 100
+WORKFLOW_LOG_LEVELS: Final[tuple[str, ...]] = ("ALL", "ERROR")
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,12 @@ class Config:
     log_retention_days: int = 365
     # How often Secrets Manager rotates the database passwords (PCI DSS 8.3.9: at most 90 days).
     secret_rotation_days: int = 30
+    # The Express machines' CloudWatch Logs, from which the operations console builds an execution's timeline on AWS:
+    # ALL logs every state entered and exited (a full timeline: states, retries, catches, durations); ERROR only what
+    # failed. Execution data (each state's input and output) is off by default: about 23 KB a payment with merchant
+    # and payment data in it; turn it on where engineers need inputs and outputs in the console (shown redacted).
+    workflow_log_level: str = "ALL"
+    workflow_log_execution_data: bool = False
 
     def __post_init__(self) -> None:
         if not PREFIX_PATTERN.match(self.prefix):
@@ -84,6 +91,19 @@ class Config:
             raise ValueError("context 'log_retention_days' must be between 1 and 3653 (CloudWatch's ten years)")
         if not 1 <= self.secret_rotation_days <= 365:
             raise ValueError("context 'secret_rotation_days' must be between 1 and 365 (Secrets Manager's bounds)")
+        if self.workflow_log_level not in WORKFLOW_LOG_LEVELS:
+            raise ValueError(f"context 'workflow_log_level' must be one of {WORKFLOW_LOG_LEVELS}, "
+                             f"not {self.workflow_log_level!r}")
+
+
+def _boolean(raw: object) -> bool:
+    """A context flag: true/false (the command line's strings, or cdk.json's booleans); nothing else."""
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text not in ("true", "false"):
+        raise ValueError(text)
+    return text == "true"
 
 
 def config_from_context(get: Any) -> Config:
@@ -95,7 +115,7 @@ def config_from_context(get: Any) -> Config:
         if raw is None:
             continue
         try:
-            values[name] = type(default)(raw)
+            values[name] = _boolean(raw) if isinstance(default, bool) else type(default)(raw)
         except ValueError:
             raise ValueError(f"context {name!r} must be a {type(default).__name__}, not {raw!r}") from None
     return Config(**values)

@@ -14,7 +14,7 @@ statuses from store.lifecycle, the business error names from steps.errors.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 from aws_cdk import Duration
@@ -76,6 +76,9 @@ class Watched:
     webhook_delivery: lambda_.IFunction  # the merchant webhook deliveries
     event_rule_dlqs: Mapping[str, sqs.IQueue]  # the event bus rules' dead-letter queues, by rule name
     reconciliation: ReconciliationWatched
+    # The operations console's function and its authorizer, by label (infra/console.py): errors only, no payment
+    # runs through them.
+    console_functions: Mapping[str, lambda_.IFunction] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         missing = sorted(set(registry.HANDLERS) - set(self.steps))

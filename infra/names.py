@@ -62,6 +62,16 @@ class ResourceNames:
         return f"{self.prefix}-PaymentSync"
 
     @property
+    def console_function(self) -> str:
+        """The operations console (saga.console.handler), behind the API's /console routes."""
+        return f"{self.prefix}-OperationsConsole"
+
+    @property
+    def console_authorizer_function(self) -> str:
+        """The console's API Gateway REQUEST authorizer (saga.console.authorizer): the session cookie."""
+        return f"{self.prefix}-ConsoleAuthorizer"
+
+    @property
     def notifications_consumer_function(self) -> str:
         return f"{self.prefix}-NotificationsConsumer"
 

@@ -38,6 +38,10 @@ TOPIC_KEY_ACTIONS: Final[tuple[str, ...]] = ("kms:GenerateDataKey", "kms:Decrypt
 PUT_EVENTS_ACTIONS: Final[tuple[str, ...]] = ("events:PutEvents",)
 # saga/sfn.py: start_sync_execution.
 START_EXECUTION_ACTIONS: Final[tuple[str, ...]] = ("states:StartSyncExecution",)
+# saga/console/timeline.py (CloudWatchLogsSource): filter_log_events on an Express state machine's log group, the
+# only place Step Functions keeps an Express execution's events (Express has no GetExecutionHistory). The log groups
+# are encrypted with the logs key, which CloudWatch Logs uses on the reader's behalf: no kms action for the reader.
+LOG_READ_ACTIONS: Final[tuple[str, ...]] = ("logs:FilterLogEvents",)
 # saga/reconcile.py: get_object of the settlement report an S3 notification names (settlements/<gateway>/...).
 OBJECT_READ_ACTIONS: Final[tuple[str, ...]] = ("s3:GetObject",)
 # Reading an object encrypted with a customer managed key (SSE-KMS): S3 decrypts its data key on the reader's behalf.

@@ -15,6 +15,7 @@ from infra.api import PaymentsApi
 from infra.cache import Cache
 from infra.code_asset import dependencies_layer, runtime_code
 from infra.config import Config
+from infra.console import ConsoleFunctions
 from infra.dashboard import OperationsDashboard
 from infra.database import Database
 from infra.environment import STATE_MACHINE_ARN_VARIABLES, runtime_environment
@@ -40,6 +41,7 @@ from infra.notifications import Notifications
 from infra.permissions import (
     DYNAMODB_ITEM_ACTIONS,
     LANDING_PUT_ACTIONS,
+    LOG_READ_ACTIONS,
     OBJECT_KEY_ACTIONS,
     OBJECT_READ_ACTIONS,
     PUT_EVENTS_ACTIONS,
@@ -109,7 +111,9 @@ class PaysagaStack(Stack):
         start = StartFunction(self, "Start", base, name=names.start_function,
                               reserved_concurrency=config.start_concurrency).function
         # The payment saga and the operations after checkout (capture, cancel, refund): one Express machine each.
-        workflows = express_workflows(self, names=names, functions=steps.by_step, log_policy=log_policy)
+        workflows = express_workflows(self, names=names, functions=steps.by_step, log_policy=log_policy,
+                                      log_level=config.workflow_log_level,
+                                      log_execution_data=config.workflow_log_execution_data)
         saga = workflows[Workflow.PAYMENT]
         operations = {workflow: workflows[workflow].state_machine for workflow in registry.OPERATIONS}
         machines = [workflow.state_machine for workflow in workflows.values()]
@@ -120,20 +124,29 @@ class PaysagaStack(Stack):
         notifications = Notifications(self, "Notifications", base, messaging=messaging, messages_key=keys.messages)
         recon = Reconciliation(self, "Reconciliation", base, data_key=keys.data, messages_key=keys.messages,
                                access_log_retention_days=config.log_retention_days)
+        console = ConsoleFunctions(self, "Console", base, console_name=names.console_function,
+                                   authorizer_name=names.console_authorizer_function)
         runtime_functions = [start, *steps.by_step.values(), gateways.webhook, gateways.sync, *notifications.functions,
-                             recon.function]
+                             recon.function, *console.functions]
 
         # ---- Who may call what: exactly what each function's code calls (infra/permissions.py) ----
         # The webhook function runs the start function's handler (saga.handler), whose services name the saga's state
-        # machine; only the start and sync functions run executions: the saga's, and the operations' (the start
-        # function's capture, cancel and refund routes; the sync's pending operations and expiring authorizations).
-        for function in (start, gateways.webhook, gateways.sync):
+        # machine; only the start, sync and console functions run executions: the saga's, and the operations' (the
+        # start function's capture, cancel and refund routes; the sync's pending operations and expiring
+        # authorizations; the console's audited replays of an execution of any workflow: saga.replay).
+        for function in (start, gateways.webhook, gateways.sync, console.function):
             function.add_environment(STATE_MACHINE_ARN_VARIABLES[Workflow.PAYMENT],
                                      saga.state_machine.state_machine_arn)
-        for function in (start, gateways.sync):
+        for function in (start, gateways.sync, console.function):
             for workflow, machine in operations.items():
                 function.add_environment(STATE_MACHINE_ARN_VARIABLES[workflow], machine.state_machine_arn)
-        allow([start, gateways.sync], START_EXECUTION_ACTIONS, [machine.state_machine_arn for machine in machines])
+        allow([start, gateways.sync, console.function], START_EXECUTION_ACTIONS,
+              [machine.state_machine_arn for machine in machines])
+        # The console's timelines: an Express execution's events are only in its machine's log group (read there,
+        # never in any other log group). Its other reads (executions, parked payments, the ledger, the reconciliation's
+        # discrepancies, the audit) are the database's; the authorizer reads the database only (the secret below).
+        allow([console.function], LOG_READ_ACTIONS,
+              [workflow.log_group.log_group_arn for workflow in workflows.values()])
         allow([start], DYNAMODB_ITEM_ACTIONS, [tables.idempotency.table_arn])
         allow([start], WORKER_SLOT_ACTIONS, [tables.worker_slots.table_arn])
         allow(runtime_functions, SECRET_READ_ACTIONS, [database.functions_secret.secret_arn])
@@ -169,6 +182,7 @@ class PaysagaStack(Stack):
                    "the settlement bucket only")], apply_to_children=True)
 
         api = PaymentsApi(self, "Api", name=config.prefix, handler=start, webhook_handler=gateways.webhook,
+                          console_handler=console.function, console_authorizer=console.authorizer,
                           waf_requests_per_api_key_per_5min=config.waf_requests_per_api_key_per_5min,
                           waf_requests_per_ip_per_5min=config.waf_requests_per_ip_per_5min,
                           log_retention=log_policy.retention, log_encryption_key=keys.logs)
@@ -189,15 +203,19 @@ class PaysagaStack(Stack):
             reconciliation=ReconciliationWatched(function=recon.function, dlq=recon.dlq,
                                                  landing_stream_name=recon.landing_stream_name,
                                                  discrepancy_kinds=DISCREPANCY_KINDS),
+            console_functions={"Console": console.function, "ConsoleAuthorizer": console.authorizer},
         )
         alarms = Alarms(self, "Alarms", watched=watched, topic_name=names.alarm_topic, alarm_email=config.alarm_email,
                         master_key=keys.messages)
         OperationsDashboard(self, "Dashboard", watched=watched, prefix=config.prefix, alarms=alarms.alarms)
 
         suppress_api_findings(api)
-        suppress_synchronous_function_findings([start, *steps.by_step.values(), gateways.webhook])
+        suppress_synchronous_function_findings([start, *steps.by_step.values(), gateways.webhook,
+                                                *console.functions])
 
         CfnOutput(self, "ApiUrl", value=api.api.url)
+        CfnOutput(self, "ConsoleUrl", value=f"{api.api.url}console/login",
+                  description="the operations console's login page")
         CfnOutput(self, "StateMachineArn", value=saga.state_machine.state_machine_arn)
         for workflow, machine in operations.items():
             CfnOutput(self, f"{workflow.value.capitalize()}StateMachineArn", value=machine.state_machine_arn)

@@ -21,13 +21,11 @@ from infra.paths import definition_file
 from steps import registry
 from steps.registry import Workflow
 
-# Errors only, without execution data. The history of every payment is the project's own (the saga_executions table,
-# DESIGN.md 9: each execution's outcome, error and cause, recorded by the start function and the steps; an operation's
-# in payment_operations), so these logs need not carry it: level ALL with inputs and outputs wrote about 23 KB per
-# payment, merchant and payment data included, for CloudWatch to bill and keep. What ERROR keeps (the failed state,
-# its error name and cause) is what an engineer looks for when saga_executions points at an execution.
-LOG_LEVEL: Final[sfn.LogLevel] = sfn.LogLevel.ERROR
-INCLUDE_EXECUTION_DATA: Final[bool] = False
+# The log level and whether states' inputs and outputs are logged: deployment settings (infra/config.py
+# workflow_log_level, workflow_log_execution_data). Every payment's outcome is the project's own record
+# (saga_executions, DESIGN.md 9); these logs give the operations console the state-by-state timeline Express keeps
+# nowhere else.
+LOG_LEVELS: Final[dict[str, sfn.LogLevel]] = {"ALL": sfn.LogLevel.ALL, "ERROR": sfn.LogLevel.ERROR}
 # Each workflow's construct id. The saga's is the one it always had ("Saga"): its logical ids, and so the deployed
 # state machine, its role and its log group, stay what they are.
 CONSTRUCT_IDS: Final[dict[Workflow, str]] = {
@@ -50,7 +48,8 @@ class ExpressWorkflow(Construct):
     """One workflow's Express state machine, its log group, and the invoke permission on its functions only."""
 
     def __init__(self, scope: Construct, construct_id: str, *, workflow: Workflow, names: ResourceNames,
-                 functions: Mapping[str, lambda_.IFunction], log_policy: LogPolicy) -> None:
+                 functions: Mapping[str, lambda_.IFunction], log_policy: LogPolicy, log_level: str = "ALL",
+                 log_execution_data: bool = False) -> None:
         super().__init__(scope, construct_id)
         self.workflow = workflow
         definition = definition_file(workflow)
@@ -70,18 +69,19 @@ class ExpressWorkflow(Construct):
             definition_substitutions={
                 registry.substitution_key(step): function.function_arn for step, function in invoked.items()
             },
-            logs=sfn.LogOptions(destination=self.log_group, level=LOG_LEVEL,
-                                include_execution_data=INCLUDE_EXECUTION_DATA),
+            logs=sfn.LogOptions(destination=self.log_group, level=LOG_LEVELS[log_level],
+                                include_execution_data=log_execution_data),
             tracing_enabled=True,
         )
         # The unqualified ARNs the definition names, and nothing else (grant_invoke would add every version, ':*').
         self.state_machine.add_to_role_policy(iam.PolicyStatement(
             actions=["lambda:InvokeFunction"], resources=[function.function_arn for function in invoked.values()]))
-        NagSuppressions.add_resource_suppressions(self.state_machine, [NagPackSuppression(
-            id="AwsSolutions-SF1",
-            reason="logging at ERROR on purpose (LOG_LEVEL above): every payment's history is in the saga_executions "
-                   "table, every operation's in payment_operations; ALL would log each state's events, about 23 KB "
-                   "per payment, to no one's use")])
+        if log_level != "ALL":
+            NagSuppressions.add_resource_suppressions(self.state_machine, [NagPackSuppression(
+                id="AwsSolutions-SF1",
+                reason="logging at ERROR by the deployment's choice (context workflow_log_level): every payment's "
+                       "outcome is in saga_executions, every operation's in payment_operations; the console's "
+                       "timelines then show the failed states only")])
         NagSuppressions.add_resource_suppressions(self.state_machine.role, [
             NagPackSuppression(
                 id="AwsSolutions-IAM5", applies_to=["Resource::*"],
@@ -92,8 +92,10 @@ class ExpressWorkflow(Construct):
 
 
 def express_workflows(scope: Construct, *, names: ResourceNames, functions: Mapping[str, lambda_.IFunction],
-                      log_policy: LogPolicy) -> dict[Workflow, ExpressWorkflow]:
+                      log_policy: LogPolicy, log_level: str = "ALL", log_execution_data: bool = False
+                      ) -> dict[Workflow, ExpressWorkflow]:
     """Every workflow's state machine, in the registry's order (the payment saga first)."""
     return {workflow: ExpressWorkflow(scope, CONSTRUCT_IDS[workflow], workflow=workflow, names=names,
-                                      functions=functions, log_policy=log_policy)
+                                      functions=functions, log_policy=log_policy, log_level=log_level,
+                                      log_execution_data=log_execution_data)
             for workflow in Workflow}

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import getpass
 import os
+import secrets
 import signal
+import sys
 import time
 from collections.abc import Callable, Iterator
 from functools import wraps
@@ -176,8 +179,51 @@ def _print_demo_merchant() -> None:
     console.print("try: [bold]paysaga pay --amount 1999 --currency EUR[/]")
 
 
+DEMO_OPERATOR = "admin"
+
+
+def _demo_operator_file() -> Path:
+    return stack_dir() / "console-admin.password"
+
+
+def ensure_demo_operator() -> str | None:
+    """The demo operator's password when this call created it (an operator `admin`, role operator, made when there
+    is no operator at all); None when operators exist. The password is also kept (mode 0600) in the git-ignored stack
+    folder, as the demo merchant's key is."""
+    from store.operators import create_operator, list_operators  # noqa: PLC0415
+
+    with _engine().begin() as conn:
+        if list_operators(conn):
+            return None
+        password = _generated_password()
+        create_operator(conn, username=DEMO_OPERATOR, password=password, role="operator")
+    password_file = _demo_operator_file()
+    password_file.parent.mkdir(parents=True, exist_ok=True)
+    password_file.touch(mode=0o600)
+    password_file.write_text(password + "\n")
+    return password
+
+
+def _console_url() -> str:
+    api = load(stack_dir()).parts.get("api")
+    return f"{api.url if api is not None else 'http://127.0.0.1:<api port>'}/console"
+
+
+def _print_demo_operator() -> None:
+    password = ensure_demo_operator()
+    console.print(f"operations console: [bold]{_console_url()}[/]")
+    if password is not None:
+        console.print(f"console operator [bold]{DEMO_OPERATOR}[/] created, password (shown once): "
+                      f"[bold]{escape(password)}[/]  (kept in {_demo_operator_file()})", highlight=False)
+    elif _demo_operator_file().exists():
+        console.print(f"console operator {DEMO_OPERATOR}: its password is in {_demo_operator_file()}")
+    else:
+        console.print("log in as an operator of `paysaga operators list` (add one: `paysaga operators add NAME "
+                      "--role operator`)")
+
+
 # Things `paysaga run` does once the stack is up.
-_RUN_HOOKS: list[Callable[[], None]] = [_print_demo_merchant]
+_RUN_HOOKS: list[Callable[[], None]] = [_print_demo_merchant, _print_demo_operator]
 
 
 @app.command("migrate")
@@ -440,21 +486,33 @@ app.add_typer(executions_app, name="executions")
 @executions_app.command("list")
 @one_line_errors
 def executions_list(
-    status: str | None = typer.Option(None, help="RUNNING, SUCCEEDED, FAILED, TIMED_OUT"),
+    status: str | None = typer.Option(None, help="RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED"),
     payment: int | None = typer.Option(None, help="Only this payment's executions."),
+    needs_attention: bool = typer.Option(False, "--needs-attention",
+                                         help="Only those an engineer should look at (the `look` column): not a "
+                                              "business outcome such as a decline, or a parked payment."),
     limit: int = typer.Option(50, min=1, max=1000),
 ) -> None:
-    """Executions, newest first (failed ones are what engineers replay)."""
-    from store.executions import list_executions  # noqa: PLC0415
+    """Executions, newest first. `look` says which an engineer should look at (and may replay): a failure that was
+    not a business outcome (a decline ends correctly), or a payment parked for attention."""
+    from saga.console.triage import list_needing_attention  # noqa: PLC0415
+    from saga.console.triage import needs_attention as looks  # noqa: PLC0415
+    from store.executions import list_executions, payment_statuses  # noqa: PLC0415
 
     with _engine().connect() as conn:
-        rows = list_executions(conn, status=status, payment_id=payment, limit=limit)
+        if needs_attention:
+            rows = list_needing_attention(conn, status=status, payment_id=payment, limit=limit)
+        else:
+            found = list_executions(conn, status=status, payment_id=payment, limit=limit)
+            statuses = payment_statuses(conn, payment_ids=(r.payment_id for r in found))
+            rows = [(r, statuses.get(r.payment_id)) for r in found]
     table = Table(title="saga executions")
-    for column in ("started", "payment", "status", "error", "execution", "replay of"):
+    for column in ("started", "payment", "status", "error", "look", "execution", "replay of"):
         table.add_column(column, overflow="fold")
-    for row in rows:
+    for row, payment_status in rows:
         table.add_row(row.started_at.isoformat(timespec="seconds"), str(row.payment_id), row.status,
-                      row.error or "", row.execution_arn.rsplit(":", 1)[-1], (row.replay_of or "").rsplit(":", 1)[-1])
+                      row.error or "", "yes" if looks(row, payment_status) else "",
+                      row.execution_arn.rsplit(":", 1)[-1], (row.replay_of or "").rsplit(":", 1)[-1])
     console.print(table)
 
 
@@ -462,11 +520,10 @@ def executions_list(
 @one_line_errors
 def executions_show(execution: str = typer.Argument(..., help="Execution ARN or name.")) -> None:
     """One execution, state by state (its recorded history)."""
-    from store.executions import get_execution, list_executions  # noqa: PLC0415
+    from store.executions import find_execution  # noqa: PLC0415
 
     with _engine().connect() as conn:
-        found = get_execution(conn, execution_arn=execution) or next(
-            (e for e in list_executions(conn, limit=1000) if e.name == execution), None)
+        found = find_execution(conn, execution)
     if found is None:
         raise StackError(f"no execution {execution}")
     console.print(f"[bold]{found.execution_arn}[/]  payment {found.payment_id}  {found.status}  {found.error or ''}")
@@ -482,24 +539,98 @@ def executions_show(execution: str = typer.Argument(..., help="Execution ARN or 
     console.print(table)
 
 
+def _cli_operator() -> str:
+    """Who replays from the CLI when --as names no one: the login name of whoever runs it."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):  # no login name (a container without a passwd entry)
+        return "cli:unknown"
+
+
 @executions_app.command("replay")
 @one_line_errors
-def executions_replay(execution: str = typer.Argument(..., help="Execution ARN of the failed execution.")) -> None:
-    """Start a new execution for the same payment with the recorded input; steps skip what already took effect."""
+def executions_replay(
+    execution: str = typer.Argument(..., help="The execution's name (as `executions list` shows it) or its ARN."),
+    reason: str = typer.Option(..., "--reason", help="Why it is replayed (written to the replay audit)."),
+    operator: str | None = typer.Option(None, "--as", help="Who replays (default: cli:<your login name>)."),
+) -> None:
+    """Start a new execution for the same payment with the recorded input; steps skip what already took effect.
+    Written to the replay audit (who, when, why, the new execution and its outcome), as the console's replays are."""
     from core.settings import load_settings  # noqa: PLC0415
     from local.saga_runtime import local_services  # noqa: PLC0415
-    from saga.replay import ReplayError, replay  # noqa: PLC0415
+    from saga.replay import ReplayError, replay_audited  # noqa: PLC0415
 
     use_stack_env()
     services = local_services(load_settings())
     try:
-        outcome = replay(services, execution)
+        outcome = replay_audited(services, execution, operator=operator or _cli_operator(), reason=reason)
     except ReplayError as error:
         raise StackError(str(error)) from None
     finally:
         services.close()
     console.print(f"replayed as {outcome.execution_arn}: {outcome.status} {outcome.error or ''} "
                   f"-> payment is [bold]{outcome.payment_status}[/]")
+
+
+operators_app = typer.Typer(help="Operators of the console (people, not merchants), their roles.",
+                            no_args_is_help=True)
+app.add_typer(operators_app, name="operators")
+
+
+def _generated_password() -> str:
+    return secrets.token_urlsafe(18)  # 24 characters, 144 bits
+
+
+@operators_app.command("add")
+@one_line_errors
+def operators_add(
+    username: str = typer.Argument(..., help="3 to 64 of a-z 0-9 . _ @ - (stored lower case)."),
+    role: str = typer.Option(..., "--role", help="viewer (reads) or operator (reads and replays)."),
+    password_stdin: bool = typer.Option(False, "--password-stdin",
+                                        help="Read the password from standard input (at least 12 characters); "
+                                             "without it a strong one is made and printed once."),
+) -> None:
+    """Add an operator of the console (its password is stored hashed)."""
+    from store.operators import OperatorError, create_operator  # noqa: PLC0415
+
+    password = sys.stdin.read().rstrip("\r\n") if password_stdin else _generated_password()
+    try:
+        with _engine().begin() as conn:
+            made = create_operator(conn, username=username, password=password, role=role)
+    except OperatorError as error:
+        raise StackError(str(error)) from None
+    console.print(f"operator [bold]{made.username}[/] added ({made.role})")
+    if not password_stdin:
+        console.print(f"password (shown once, stored hashed): [bold]{escape(password)}[/]", highlight=False)
+
+
+@operators_app.command("list")
+@one_line_errors
+def operators_list() -> None:
+    """The operators (never their passwords)."""
+    from store.operators import list_operators  # noqa: PLC0415
+
+    with _engine().connect() as conn:
+        rows = list_operators(conn)
+    table = Table(title="console operators")
+    for column in ("username", "role", "created"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(row.username, row.role, row.created_at.isoformat(timespec="seconds"))
+    console.print(table)
+
+
+@operators_app.command("remove")
+@one_line_errors
+def operators_remove(username: str = typer.Argument(..., help="The operator's name.")) -> None:
+    """Remove an operator: it can no longer log in, its open sessions end at once (the audit keeps its name)."""
+    from store.operators import remove_operator  # noqa: PLC0415
+
+    with _engine().begin() as conn:
+        removed = remove_operator(conn, username=username)
+    if not removed:
+        raise StackError(f"no operator {username}")
+    console.print(f"operator [bold]{escape(username.strip().lower())}[/] removed; its sessions ended")
 
 
 events_app = typer.Typer(help="Payment events: the notifications queue and its DLQ.", no_args_is_help=True)

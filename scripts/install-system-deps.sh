@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the embedded local stack needs from the system, only when it is missing:
-# redis-server, the PostgreSQL server binaries, Node.js/npm (asl-validator, CDK synth). Debian/Ubuntu (apt).
+# redis-server, the PostgreSQL server binaries, Node.js/npm (asl-validator, CDK synth), and the headless browser of the
+# console's browser tests (Debian's chromium and chromium-driver: /usr/bin/chromium, /usr/bin/chromedriver). Debian/Ubuntu
+# (apt).
 set -euo pipefail
 
 SUDO=""
@@ -12,6 +14,8 @@ if ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 && ! command -v pg_ctl 
   missing+=(postgresql)
 fi
 command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

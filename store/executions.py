@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, DateTime, Text, func, literal, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 
 from store.results import Reason, WriteResult
-from store.schema import EXECUTION_STATUSES, saga_executions
+from store.schema import EXECUTION_STATUSES, payments, saga_executions
 
 MAX_LIST = 1000
 
@@ -82,13 +82,63 @@ def get_execution(conn: Connection, *, execution_arn: str) -> ExecutionRecord | 
     return None if row is None else ExecutionRecord(**dict(row))
 
 
+def find_execution(conn: Connection, execution: str) -> ExecutionRecord | None:
+    """The execution by its ARN, or by its name (what `executions list` shows: the part of the ARN after the last
+    ':'); the newest of that name if several machines ran one."""
+    if ":" in execution:
+        return get_execution(conn, execution_arn=execution)
+    row = conn.execute(
+        select(saga_executions)
+        .where(saga_executions.c.name == execution)
+        .order_by(saga_executions.c.started_at.desc(), saga_executions.c.execution_arn.desc())
+        .limit(1)
+    ).mappings().first()
+    return None if row is None else ExecutionRecord(**dict(row))
+
+
 def list_executions(
-    conn: Connection, *, status: str | None = None, payment_id: int | None = None, limit: int = 100
+    conn: Connection,
+    *,
+    status: str | None = None,
+    payment_id: int | None = None,
+    limit: int = 100,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    merchant_id: str | None = None,
+    error: str | None = None,
+    before: tuple[datetime, str] | None = None,
 ) -> list[ExecutionRecord]:
-    """Newest first, at most `limit` (<= MAX_LIST)."""
-    query = select(saga_executions).order_by(saga_executions.c.started_at.desc()).limit(min(max(limit, 1), MAX_LIST))
+    """Newest first (started_at, then ARN), at most `limit` (<= MAX_LIST). since/until bound started_at (since
+    included, until excluded); merchant_id: of that merchant's payments; error: that error name exactly. `before`
+    pages on: the (started_at, execution_arn) of the last row of the page before."""
+    query = (
+        select(saga_executions)
+        .order_by(saga_executions.c.started_at.desc(), saga_executions.c.execution_arn.desc())
+        .limit(min(max(limit, 1), MAX_LIST))
+    )
     if status is not None:
         query = query.where(saga_executions.c.status == status)
     if payment_id is not None:
         query = query.where(saga_executions.c.payment_id == payment_id)
+    if since is not None:
+        query = query.where(saga_executions.c.started_at >= since)
+    if until is not None:
+        query = query.where(saga_executions.c.started_at < until)
+    if merchant_id is not None:
+        query = query.where(saga_executions.c.payment_id.in_(
+            select(payments.c.id).where(payments.c.merchant_id == merchant_id)))
+    if error is not None:
+        query = query.where(saga_executions.c.error == error)
+    if before is not None:
+        query = query.where(tuple_(saga_executions.c.started_at, saga_executions.c.execution_arn)
+                            < tuple_(literal(before[0], DateTime(timezone=True)), literal(before[1], Text)))
     return [ExecutionRecord(**dict(row)) for row in conn.execute(query).mappings()]
+
+
+def payment_statuses(conn: Connection, *, payment_ids: Iterable[int]) -> dict[int, str]:
+    """The status of each of these payments that exists (an execution may be recorded before its payment row)."""
+    wanted = sorted(set(payment_ids))
+    if not wanted:
+        return {}
+    rows = conn.execute(select(payments.c.id, payments.c.status).where(payments.c.id.in_(wanted)))
+    return {int(row.id): str(row.status) for row in rows}

@@ -226,6 +226,8 @@ disputes = Table(
 )
 
 Index("ix_saga_executions_status_started_at", saga_executions.c.status, saga_executions.c.started_at)
+# `paysaga executions replay NAME` and the console find an execution by the name `executions list` shows (0009).
+Index("ix_saga_executions_name", saga_executions.c.name)
 
 # ---- Merchant webhooks (migration 0006) ----------------------------------------------------------------------------
 
@@ -316,3 +318,57 @@ Index("uq_payment_operations_one_capture_or_cancel", payment_operations.c.paymen
       postgresql_where=text("kind IN ('capture', 'cancel') AND status <> 'failed'"))
 # The sync scans pending operations.
 Index("ix_payment_operations_pending", payment_operations.c.updated_at, postgresql_where=text("status = 'pending'"))
+
+# ---- The operations console (migration 0009) -------------------------------------------------------------------------
+
+OPERATOR_ROLES = ("viewer", "operator")  # viewer: reads; operator: reads and replays
+REPLAY_AUDIT_ACTIONS = ("requested", "finished")
+# Lower-case, so two spellings of one name cannot be two accounts.
+OPERATOR_USERNAME_CHECK = "username ~ '^[a-z0-9._@-]{3,64}$'"
+# An operator of the console (people, not merchants). Removing one keeps the row (the audit names it) and ends its
+# sessions; a name once removed can be added again.
+operators = Table(
+    "operators",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("username", Text, nullable=False),
+    Column("password_hash", Text, nullable=False),  # scrypt$n$r$p$salt$hash (store.operators)
+    Column("role", Text, nullable=False),
+    timestamp_column("created_at"),
+    timestamp_column("removed_at", nullable=True, default=False),
+    CheckConstraint(OPERATOR_USERNAME_CHECK, name="username_lower_case"),
+    CheckConstraint(sql_in("role", OPERATOR_ROLES), name="role"),
+)
+# One live account per name.
+Index("uq_operators_username_live", operators.c.username, unique=True, postgresql_where=text("removed_at IS NULL"))
+# A console session: the cookie carries a random token, the table only its SHA-256 (a leaked table opens nothing).
+operator_sessions = Table(
+    "operator_sessions",
+    metadata,
+    Column("token_sha256", LargeBinary, primary_key=True),
+    Column("operator_id", BigInteger, ForeignKey("operators.id"), nullable=False, index=True),
+    Column("csrf_token", Text, nullable=False),
+    timestamp_column("created_at"),
+    timestamp_column("last_seen_at"),
+    timestamp_column("expires_at", default=False),
+    timestamp_column("revoked_at", nullable=True, default=False),
+    CheckConstraint("octet_length(token_sha256) = 32", name="token_hash_is_sha256"),
+    CheckConstraint("expires_at > created_at", name="expires_after_creation"),
+)
+# Every replay an operator asked for and how it ended, append-only (migration 0009's triggers refuse changes).
+replay_audit = Table(
+    "replay_audit",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    timestamp_column("at"),
+    Column("operator", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("execution_arn", Text, nullable=False, index=True),
+    Column("action", Text, nullable=False),
+    Column("new_execution_arn", Text, nullable=True),
+    Column("outcome", Text, nullable=True),
+    Column("detail", Text, nullable=True),
+    CheckConstraint("length(btrim(reason)) > 0", name="reason_given"),
+    CheckConstraint("length(btrim(operator)) > 0", name="operator_named"),
+    CheckConstraint(sql_in("action", REPLAY_AUDIT_ACTIONS), name="action"),
+)

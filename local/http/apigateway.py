@@ -55,7 +55,9 @@ def to_event(
         "requestContext": {
             "resourcePath": "/{proxy+}",
             "httpMethod": method,
-            "path": f"/local{path}",
+            # The path as the client sent it: the local server has no stage in its URLs (on AWS this is
+            # "/<stage><path>" on the execute-api domain; the console writes its links under that prefix).
+            "path": path,
             "stage": "local",
             "requestId": str(uuid.uuid4()),
             "requestTimeEpoch": now_ms,

@@ -1,5 +1,6 @@
-"""The local HTTP server: answers /health itself and hands every other request to the start handler as an API
-Gateway proxy event, exactly as API Gateway + Lambda do on AWS."""
+"""The local HTTP server: answers /health itself and hands every other request to a handler as an API Gateway proxy
+event, exactly as API Gateway + Lambda do on AWS: /console and what is under it to the operations console's handler
+(its own function on AWS), everything else to the start handler."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from core.aws import LambdaHandler
 from core.settings import settings
 from local.http.apigateway import from_result, new_context, to_event
 from local.saga_runtime import local_services
+from saga.console.handler import make_console_handler
 from saga.handler import make_handler
 
 MAX_BODY_BYTES = 1_048_576  # API Gateway refuses far larger; the handler applies the API's own, smaller limit
@@ -34,8 +36,14 @@ async def _bounded_body(request: Request) -> bytes | None:
     return b"".join(chunks)
 
 
-def build_app(handler: LambdaHandler, on_shutdown: Callable[[], None] | None = None) -> Starlette:
-    target = handler
+def _is_console(path: str) -> bool:
+    return path == "/console" or path.startswith("/console/")
+
+
+def build_app(handler: LambdaHandler, on_shutdown: Callable[[], None] | None = None,
+              console: LambdaHandler | None = None) -> Starlette:
+    """`console`: the handler of /console paths (API Gateway routes them to the console's function); without one
+    they go to `handler` like any other path."""
 
     async def health(_: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -55,7 +63,10 @@ def build_app(handler: LambdaHandler, on_shutdown: Callable[[], None] | None = N
             body=body,
             source_ip=request.client.host if request.client else "127.0.0.1",
         )
-        result = await run_in_threadpool(target, event, new_context("paysaga-start"))
+        if console is not None and _is_console(request.url.path):
+            result = await run_in_threadpool(console, event, new_context("paysaga-console"))
+        else:
+            result = await run_in_threadpool(handler, event, new_context("paysaga-start"))
         status, headers, payload = from_result(result)
         response = Response(content=payload, status_code=status)
         for name, value in headers:
@@ -83,7 +94,7 @@ def main(argv: list[str] | None = None) -> None:
     # The composition root, off AWS: the start path on the local runtime. A clean stop gives the Snowflake worker
     # slot back at once instead of letting its lease run out.
     services = local_services(settings())
-    app = build_app(make_handler(services), on_shutdown=services.close)
+    app = build_app(make_handler(services), on_shutdown=services.close, console=make_console_handler(services))
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
 
 

@@ -98,6 +98,8 @@ def _runtime_env(state: StackState) -> dict[str, str]:
         from admin.migrate import functions_url  # noqa: PLC0415  # alembic: only where the stack is started
 
         env["DATABASE_URL"] = functions_url(part.url)
+    # The console is served over plain http on loopback here: its session cookie cannot be Secure (on AWS it is).
+    env["CONSOLE_INSECURE_COOKIES"] = "true"
     return env
 
 

@@ -83,7 +83,7 @@ def test_database_failure_at_commit_after_capture_parks_and_replay_finishes(live
                                   {"id": int(payment_id)}).scalar_one()
     listed = live.cli("executions", "list", "--status", "FAILED")
     assert listed.returncode == 0 and payment_id in listed.stdout
-    replayed = live.cli("executions", "replay", failed_arn)
+    replayed = live.cli("executions", "replay", failed_arn, "--reason", "commit failed: the database went away")
     assert replayed.returncode == 0, replayed.stderr + replayed.stdout
     assert "succeeded" in replayed.stdout
 

@@ -34,13 +34,24 @@ from saga.notifications.webhooks import (
 )
 from steps import fraud
 from store import disputes, executions, leases, notices, outbox, payments, webhooks
+from store.operators import authenticate as authenticate_operator
+from store.operators import (
+    close_session,
+    create_operator,
+    find_session,
+    list_operators,
+    open_session,
+    remove_operator,
+)
+from store.replay_audit import list_audit, record_audit
 from tests.integration.saga.webhook_support import make_event
 from tests.integration.store.support import new_id
 
 MIGRATIONS = Path(__file__).resolve().parents[3] / "migrations" / "versions"
 MIGRATION = MIGRATIONS / "20261203_0005_roles.py"
 # Later migrations that grant paysaga_app what the tables they make need (each with a TABLE_GRANTS of its own).
-GRANTING = ("20261203_0006_webhooks.py", "20261203_0007_operations.py", "20261203_0008_reconciliation.py")
+GRANTING = ("20261203_0006_webhooks.py", "20261203_0007_operations.py", "20261203_0008_reconciliation.py",
+            "20261203_0009_console.py")
 # Tables paysaga_app has no privilege on, on purpose (a new table must be granted in a migration or listed here).
 UNGRANTED = {"alembic_version": "the migrations' bookkeeping"}
 PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER")
@@ -282,3 +293,23 @@ def test_the_functions_user_does_the_webhooks_work(functions_engine: Engine, eng
         assert resend_failed(conn, endpoint.id) == [claimed.delivery.id]
         assert resend_event(conn, event.id) == [claimed.delivery.id]
         assert remove_endpoint(conn, endpoint_id=endpoint.id)
+
+
+def test_the_functions_user_does_the_console_s_work(functions_engine: Engine) -> None:
+    """The console's writes (migration 0009's grants): operators added and removed, sessions opened, refreshed and
+    closed, replays audited and read back, and executions found by name; the audit stays append-only for it too."""
+    now = datetime.now(UTC)
+    with functions_engine.begin() as conn:
+        operator = create_operator(conn, username="role.test", password="a long password", role="operator")
+        assert authenticate_operator(conn, username="role.test", password="a long password") == operator
+        token, _ = open_session(conn, operator=operator, now=now)
+        assert find_session(conn, token=token, now=now) is not None
+        close_session(conn, token=token)
+        assert record_audit(conn, operator="role.test", reason="role test", execution_arn="arn:x", action="requested")
+        assert [r.reason for r in list_audit(conn)] == ["role test"]
+        assert executions.find_execution(conn, "no-such-name") is None
+        assert executions.list_executions(conn, merchant_id="mer_x", error="X", since=now, until=now,
+                                          before=(now, "arn")) == []
+        assert remove_operator(conn, username="role.test") and list_operators(conn) == []
+    with functions_engine.begin() as conn, pytest.raises(Exception, match="permission denied for table replay_audit"):
+        conn.execute(text("DELETE FROM replay_audit"))

@@ -27,12 +27,17 @@ OUTBOX_RELAY = NAMES.outbox_relay_function
 WEBHOOK_DELIVERY = NAMES.webhook_delivery_function
 NOTIFICATION_FUNCTIONS = frozenset({NOTIFICATIONS_CONSUMER, OUTBOX_RELAY, WEBHOOK_DELIVERY})
 RECONCILIATION = NAMES.reconciliation_function
+# The operations console's function and its API Gateway authorizer (infra/console.py).
+CONSOLE = NAMES.console_function
+CONSOLE_AUTHORIZER = NAMES.console_authorizer_function
+CONSOLE_FUNCTIONS = frozenset({CONSOLE, CONSOLE_AUTHORIZER})
 # CDK's custom resource provider framework function (its code is CDK's, not ours).
 PROVIDER = NAMES.migrations_provider_function
-# The functions that serve payments (the API, the saga, the schedules, the notifications, the reconciliation), as
-# opposed to the administration functions.
+# The functions that serve payments (the API, the saga, the schedules, the notifications, the reconciliation) and
+# their operators (the console), as opposed to the administration functions.
 RUNTIME_FUNCTIONS = frozenset({START, WEBHOOKS, SYNC, RECONCILIATION}
-                              | {registry.function_name(step) for step in registry.HANDLERS} | NOTIFICATION_FUNCTIONS)
+                              | {registry.function_name(step) for step in registry.HANDLERS} | NOTIFICATION_FUNCTIONS
+                              | CONSOLE_FUNCTIONS)
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from saga import sync, webhooks
 from steps import registry
 from steps.errors import BUSINESS_ERRORS, ServiceUnavailable
 from tests.unit.infra.support import (
+    CONSOLE_FUNCTIONS,
     NAMES,
     NOTIFICATION_FUNCTIONS,
     START,
@@ -150,9 +151,10 @@ def test_compensations_and_recovery_alarm_on_their_first_error(synth: Synth, ala
 
 
 def test_the_functions_that_answer_for_themselves_alarm_on_any_error(synth: Synth, alarms: list[AlarmOn]) -> None:
-    """The notifications' three too: a consumer's record that fails alone is reported back, not a Lambda error."""
+    """The notifications' three too: a consumer's record that fails alone is reported back, not a Lambda error. The
+    console's function and its authorizer too (a refused login or session is an answer, not an error)."""
     functions = functions_by_name(synth)
-    for name in (START, WEBHOOKS, SYNC, *sorted(NOTIFICATION_FUNCTIONS)):
+    for name in (START, WEBHOOKS, SYNC, *sorted(NOTIFICATION_FUNCTIONS), *sorted(CONSOLE_FUNCTIONS)):
         _never(_reading(alarms, "AWS/Lambda", "Errors", FunctionName=_ref(functions[name][0])))
 
 

@@ -1,5 +1,5 @@
-"""The REST API: the payment routes proxied to the start function, the webhook route to the webhook function, a
-regional stage behind a WAF web ACL."""
+"""The REST API: the payment routes proxied to the start function, the webhook route to the webhook function, the
+console's routes to the console function (tests/unit/infra/test_console.py), a regional stage behind a WAF web ACL."""
 
 from __future__ import annotations
 
@@ -10,13 +10,14 @@ from typing import Any
 import pytest
 
 from core.limits import MAX_BODY_BYTES
-from infra.api import MANAGED_RULE_GROUPS, START_ROUTES, WEBHOOK_ROUTE
+from infra.api import CONSOLE_PUBLIC_ROUTES, CONSOLE_ROUTES, MANAGED_RULE_GROUPS, START_ROUTES, WEBHOOK_ROUTE
 from infra.config import config_from_context
 from infra.paths import REPO_ROOT
 from saga.api.errors import ApiError, error_response
 from saga.api.request import parse_body
 from steps import registry
 from tests.unit.infra.support import (
+    CONSOLE,
     START,
     WEBHOOKS,
     Synth,
@@ -27,7 +28,8 @@ from tests.unit.infra.support import (
 )
 
 
-def _path(synth: Synth, resource_id: str) -> str:
+def api_path(synth: Synth, resource_id: str) -> str:
+    """The path of an AWS::ApiGateway::Resource, from the root."""
     parts = []
     resources = synth.of_type("AWS::ApiGateway::Resource")
     while resource_id in resources:
@@ -38,10 +40,19 @@ def _path(synth: Synth, resource_id: str) -> str:
     return "/" + "/".join(reversed(parts))
 
 
-def test_routes_proxy_payments_to_the_start_function_and_webhooks_to_theirs(synth: Synth) -> None:
+def routes(synth: Synth) -> dict[tuple[str, str], dict[str, Any]]:
+    """(method, path) -> the method's properties, for every method of the API."""
+    found = {}
+    for method in synth.of_type("AWS::ApiGateway::Method").values():
+        props = method["Properties"]
+        found[(props["HttpMethod"], api_path(synth, props["ResourceId"]["Ref"]))] = props
+    return found
+
+
+def test_routes_proxy_payments_to_the_start_function_webhooks_and_the_console_to_theirs(synth: Synth) -> None:
     functions = functions_by_name(synth)
-    target_of = {functions[START][0]: START, functions[WEBHOOKS][0]: WEBHOOKS}
-    routes = set()
+    target_of = {functions[START][0]: START, functions[WEBHOOKS][0]: WEBHOOKS, functions[CONSOLE][0]: CONSOLE}
+    seen = set()
     for method in synth.of_type("AWS::ApiGateway::Method").values():
         props = method["Properties"]
         integration = props["Integration"]
@@ -49,9 +60,10 @@ def test_routes_proxy_payments_to_the_start_function_and_webhooks_to_theirs(synt
         uri = str(integration["Uri"]).replace("'", '"')
         (target,) = [name for logical_id, name in target_of.items() if f'"{logical_id}"' in uri]
         assert integration["TimeoutInMillis"] <= 29_000
-        routes.add((props["HttpMethod"], _path(synth, props["ResourceId"]["Ref"]), target))
-    assert routes == {(method, path, START) for method, path in START_ROUTES} | {
-        ("POST", "/v1/webhooks/{gateway}", WEBHOOKS)}
+        seen.add((props["HttpMethod"], api_path(synth, props["ResourceId"]["Ref"]), target))
+    assert seen == {(method, path, START) for method, path in START_ROUTES} | {
+        ("POST", "/v1/webhooks/{gateway}", WEBHOOKS)} | {
+        (method, path, CONSOLE) for method, path in (*CONSOLE_PUBLIC_ROUTES, *CONSOLE_ROUTES)}
 
 
 def test_the_start_functions_routes_are_exactly_the_routes_its_handler_answers() -> None:
@@ -68,11 +80,13 @@ def test_the_start_functions_routes_are_exactly_the_routes_its_handler_answers()
 
 def test_every_start_route_is_open_to_the_start_function_authenticating_itself_behind_the_stages_waf(
         synth: Synth) -> None:
-    """No API Gateway authorizer or API key on any route, as on POST /v1/payments: the start function checks the
-    merchant's key; the web ACL is the stage's, so it covers every route."""
-    for method in synth.of_type("AWS::ApiGateway::Method").values():
-        props = method["Properties"]
-        assert props["AuthorizationType"] == "NONE", props["HttpMethod"]
+    """No API Gateway authorizer or API key on any merchant or webhook route, as on POST /v1/payments: the start
+    function checks the merchant's key, the webhook function the gateway's signature (the console's routes:
+    tests/unit/infra/test_console.py); the web ACL is the stage's, so it covers every route."""
+    found = routes(synth)
+    for route in (*START_ROUTES, WEBHOOK_ROUTE):
+        props = found[route]
+        assert props["AuthorizationType"] == "NONE", route
         assert not props.get("ApiKeyRequired", False)
         assert "AuthorizerId" not in props
     (association,) = [r["Properties"] for r in synth.of_type("AWS::WAFv2::WebACLAssociation").values()]
@@ -172,7 +186,8 @@ def test_waf_logs_to_an_aws_waf_logs_group_with_the_api_key_redacted(synth: Synt
     _, logging = only(synth.of_type("AWS::WAFv2::LoggingConfiguration"))
     props = logging["Properties"]
     assert props["ResourceArn"] == {"Fn::GetAtt": [acl_id, "Arn"]}
-    assert props["RedactedFields"] == [{"SingleHeader": {"Name": "authorization"}}]
+    # The merchants' API key and the operators' console session cookie.
+    assert props["RedactedFields"] == [{"SingleHeader": {"Name": header}} for header in ("authorization", "cookie")]
     (destination,) = props["LogDestinationConfigs"]
     text = join_text(destination)
     assert ":log-group:" in text and not text.endswith(":*")

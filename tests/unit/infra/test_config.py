@@ -34,6 +34,7 @@ def test_context_strings_become_typed_values() -> None:
     {"aurora_min_acu": "4", "aurora_max_acu": "2"}, {"step_concurrency": "0"}, {"step_concurrency": "many"},
     {"prefix": "Paysaga"}, {"prefix": "pay_saga"}, {"prefix": "paysaga-"}, {"prefix": "a" * 21},
     {"log_retention_days": "0"}, {"backup_retention_days": "36"}, {"secret_rotation_days": "0"},
+    {"workflow_log_level": "DEBUG"}, {"workflow_log_execution_data": "sometimes"},
 ])
 def test_out_of_bounds_context_is_refused(bad: dict[str, str]) -> None:
     with pytest.raises(ValueError, match="context"):

@@ -1,5 +1,5 @@
-"""One Lambda function per registry entry plus the start, webhook and sync functions and the notifications' three,
-configured the way core/settings.py reads it."""
+"""One Lambda function per registry entry plus the start, webhook and sync functions, the notifications' three and the
+console's two, configured the way core/settings.py reads it."""
 
 from __future__ import annotations
 
@@ -19,6 +19,9 @@ from infra.paths import MIGRATION_FILES, REPO_ROOT, RUNTIME_PACKAGES
 from steps import registry
 from steps.registry import Workflow
 from tests.unit.infra.support import (
+    CONSOLE,
+    CONSOLE_AUTHORIZER,
+    CONSOLE_FUNCTIONS,
     MERCHANT_ADMIN,
     MIGRATIONS,
     NOTIFICATION_FUNCTIONS,
@@ -53,7 +56,7 @@ def _build_layer_script() -> ModuleType:
 def test_one_function_per_registry_entry_plus_start_webhooks_sync_and_the_admin_ones(synth: Synth) -> None:
     by_name = functions_by_name(synth)
     assert ({registry.function_name(step) for step in registry.HANDLERS} | {START, WEBHOOKS, SYNC, RECONCILIATION}
-            | NOTIFICATION_FUNCTIONS == RUNTIME_FUNCTIONS)
+            | NOTIFICATION_FUNCTIONS | CONSOLE_FUNCTIONS == RUNTIME_FUNCTIONS)
     assert set(by_name) == RUNTIME_FUNCTIONS | {MIGRATIONS, MERCHANT_ADMIN}
     for step, target in registry.HANDLERS.items():
         _, props = by_name[registry.function_name(step)]
@@ -90,7 +93,8 @@ def test_every_function_names_its_powertools_service_and_the_metrics_namespace(s
                 NOTIFICATIONS_CONSUMER: telemetry_names.SERVICE_NOTIFICATIONS,
                 OUTBOX_RELAY: telemetry_names.SERVICE_NOTIFICATIONS,
                 WEBHOOK_DELIVERY: telemetry_names.SERVICE_WEBHOOK_DELIVERY,
-                RECONCILIATION: telemetry_names.SERVICE_RECONCILIATION}
+                RECONCILIATION: telemetry_names.SERVICE_RECONCILIATION,
+                CONSOLE: telemetry_names.SERVICE_CONSOLE, CONSOLE_AUTHORIZER: telemetry_names.SERVICE_CONSOLE}
     expected |= {registry.function_name(step): telemetry_names.SERVICE_STEPS for step in registry.HANDLERS}
     for name, (_, props) in functions_by_name(synth).items():
         variables = props["Environment"]["Variables"]
@@ -135,14 +139,15 @@ def test_only_the_functions_that_call_gateways_read_the_gateway_secret(synth: Sy
     assert readers == {registry.function_name(step) for step in registry.HANDLERS} | {WEBHOOKS, SYNC, RECONCILIATION}
 
 
-def test_only_the_start_webhook_and_sync_functions_know_the_state_machines(synth: Synth) -> None:
+def test_only_the_start_webhook_sync_and_console_functions_know_the_state_machines(synth: Synth) -> None:
     # The webhook function runs saga.handler too, whose services name the saga's state machine (it starts none:
-    # test_permissions.py); the operations' machines only the start and sync functions, which start them.
+    # test_permissions.py); the operations' machines only the start and sync functions, which start them, and the
+    # console, which replays an execution of any of them.
     found = machines(synth)
     for name, (_, props) in functions_by_name(synth).items():
         variables = props["Environment"]["Variables"]
         for workflow, variable in STATE_MACHINE_ARN_VARIABLES.items():
-            knows = (START, WEBHOOKS, SYNC) if workflow is Workflow.PAYMENT else (START, SYNC)
+            knows = (START, WEBHOOKS, SYNC, CONSOLE) if workflow is Workflow.PAYMENT else (START, SYNC, CONSOLE)
             if name in knows:
                 assert variables[variable] == {"Ref": found[workflow][0]}, (name, variable)
             else:

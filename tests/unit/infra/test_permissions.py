@@ -18,6 +18,7 @@ from infra.permissions import (
 )
 from steps import registry
 from tests.unit.infra.support import (
+    CONSOLE,
     NAMES,
     NOTIFICATIONS_CONSUMER,
     OUTBOX_RELAY,
@@ -90,8 +91,9 @@ def test_only_the_start_function_touches_dynamodb_item_by_item_and_scans_only_th
             "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
 
 
-def test_only_the_start_and_sync_functions_may_start_executions(synth: Synth) -> None:
-    """Of every workflow's machine: the saga's and the operations' (capture, cancel, refund), nothing else."""
+def test_only_the_start_sync_and_console_functions_may_start_executions(synth: Synth) -> None:
+    """Of every workflow's machine: the saga's and the operations' (capture, cancel, refund), nothing else. The
+    console replays (saga.replay: a new execution of the recorded workflow)."""
     machine_ids = [logical_id for logical_id, _ in machines(synth).values()]
     assert len(machine_ids) == len(registry.Workflow)
     starters = set()
@@ -103,7 +105,7 @@ def test_only_the_start_and_sync_functions_may_start_executions(synth: Synth) ->
             assert _actions(statements) == set(START_EXECUTION_ACTIONS), name
             started = [r for s in statements for r in resources_of(s)]
             assert sorted(map(json.dumps, started)) == sorted(json.dumps({"Ref": i}) for i in machine_ids), name
-    assert starters == {START, SYNC}
+    assert starters == {START, SYNC, CONSOLE}
 
 
 def _statements_on(synth: Synth, service: str) -> dict[str, list[dict[str, Any]]]:

@@ -53,15 +53,15 @@ def test_one_state_machine_per_workflow_and_the_sagas_keeps_its_name(synth: Synt
 
 
 @pytest.mark.parametrize("workflow", list(Workflow))
-def test_each_machine_is_express_logging_errors_without_execution_data_and_traced(synth: Synth,
-                                                                                  workflow: Workflow) -> None:
-    # The history of every payment is saga_executions' (the project's own table), every operation's
-    # payment_operations'; the logs keep what failed, without the payment and merchant data the states carry.
+def test_each_machine_is_express_logging_every_state_without_execution_data_and_traced(synth: Synth,
+                                                                                       workflow: Workflow) -> None:
+    # The console's timeline on AWS: every state entered and exited (level ALL), without the payment and merchant
+    # data the states carry unless the deployment asks for it (context workflow_log_execution_data).
     _, props = machines(synth)[workflow]
     assert props["StateMachineType"] == "EXPRESS"
     assert props["TracingConfiguration"] == {"Enabled": True}
     logging = props["LoggingConfiguration"]
-    assert logging["Level"] == "ERROR"
+    assert logging["Level"] == "ALL"
     assert logging["IncludeExecutionData"] is False
     (log_group_id,) = [d["CloudWatchLogsLogGroup"]["LogGroupArn"]["Fn::GetAtt"][0] for d in logging["Destinations"]]
     log_group = synth.resources[log_group_id]

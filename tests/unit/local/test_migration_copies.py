@@ -16,6 +16,9 @@ from store.schema import (
     EXPIRY_ACTIONS,
     OPERATION_KINDS,
     OPERATION_STATUSES,
+    OPERATOR_ROLES,
+    OPERATOR_USERNAME_CHECK,
+    REPLAY_AUDIT_ACTIONS,
     WEBHOOK_DELIVERY_STATUSES,
     sql_in,
 )
@@ -73,3 +76,11 @@ def test_the_reconciliation_migration_checks_the_code_s_kinds_and_grants() -> No
     assert sql_in("kind", DISCREPANCY_KINDS) == reconciliation._DISCREPANCY_KINDS
     assert sql_in("status", DISCREPANCY_STATUSES) == reconciliation._DISCREPANCY_STATUSES
     assert sql_in("schedule", RUN_SCHEDULES) == reconciliation._RUN_SCHEDULES
+
+
+def test_the_console_migration_checks_the_code_s_roles_actions_and_names() -> None:
+    console = _migration("20261203_0009_console")
+    assert console.APP_ROLE == APP_ROLE
+    assert sql_in("role", OPERATOR_ROLES) == console._ROLES
+    assert sql_in("action", REPLAY_AUDIT_ACTIONS) == console._ACTIONS
+    assert OPERATOR_USERNAME_CHECK == console._USERNAME

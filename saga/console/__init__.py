@@ -1,0 +1,1 @@
+"""The operations console: operators look at executions, timelines and parked payments, and replay."""

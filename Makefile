@@ -13,7 +13,7 @@ LAYER_ZIP := dist/dependencies-layer.zip
 SIM_SEEDS ?= 400
 SIM_FROM ?= $(shell date +%Y%m%d)0000
 
-.PHONY: setup system-deps run test checks lint types contracts asl pytest pytest-a pytest-b pytest-c bench simulate layer synth clean
+.PHONY: setup system-deps run test checks lint types contracts asl pytest pytest-a pytest-b pytest-c pytest-d bench simulate layer synth clean
 
 setup: system-deps $(PY_STAMP) $(NODE_STAMP)
 
@@ -38,7 +38,7 @@ run: setup
 # The infra tests synthesize the stack (so the layer first) and run cfn-lint and cdk-nag on it
 # (tests/unit/infra/test_lint.py). The static checks run beside the test groups: those mostly wait on servers.
 test: setup layer
-	@$(MAKE) --no-print-directory -j 4 --output-sync=target checks pytest-a pytest-b pytest-c
+	@$(MAKE) --no-print-directory -j 5 --output-sync=target checks pytest-a pytest-b pytest-c pytest-d
 
 checks: lint types contracts
 
@@ -51,15 +51,16 @@ types:
 contracts:
 	$(BIN)/lint-imports
 
-# Three independent groups side by side (each session starts its own servers on free ports): the simulation and the
-# end-to-end tests spend most of their time waiting on servers, not on a core, so three sessions on two cores finish
-# sooner than two. Each group's output is printed whole when it ends, and any failing fails the run.
-PYTEST_GROUP_A := tests/unit tests/integration
-PYTEST_GROUP_B := tests/e2e
-PYTEST_GROUP_C := tests/sim
+# Independent groups side by side (each session starts its own servers on free ports): the integration, end-to-end
+# and simulation tests spend most of their time waiting on servers, not on a core, so a session each on two cores
+# finishes sooner than two sessions. Each group's output is printed whole when it ends, and any failing fails the run.
+PYTEST_GROUP_A := tests/unit
+PYTEST_GROUP_B := tests/integration
+PYTEST_GROUP_C := tests/e2e
+PYTEST_GROUP_D := tests/sim
 
 pytest:
-	@$(MAKE) --no-print-directory -j 3 --output-sync=target pytest-a pytest-b pytest-c
+	@$(MAKE) --no-print-directory -j 4 --output-sync=target pytest-a pytest-b pytest-c pytest-d
 
 pytest-a:
 	$(BIN)/pytest $(PYTEST_GROUP_A)
@@ -69,6 +70,9 @@ pytest-b:
 
 pytest-c:
 	$(BIN)/pytest $(PYTEST_GROUP_C)
+
+pytest-d:
+	$(BIN)/pytest $(PYTEST_GROUP_D)
 
 simulate: setup
 	$(BIN)/paysaga simulate --jobs 2 --seeds $(SIM_SEEDS) --seed-from $(SIM_FROM)

@@ -15,7 +15,6 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
-import stripe
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -41,9 +40,6 @@ from ledger.reconciliation.schema import DISCREPANCY_STATUSES, RUN_SCHEDULES
 from ledger.reconciliation.sources import parse_settlement_file
 from ledger.reconciliation.stripe_balance import fetch_balance_transactions, lines_from_balance_transactions
 from local.ledger_cli import finance_reader
-from local.recon.duckdb_source import ParquetSource
-from local.recon.parquet_landing import land_days
-from local.sandbox.settlement import fetch_sandbox_feed
 from local.stack.state import stack_dir
 
 recon_app = typer.Typer(help="Reconciliation: settlement imports, runs and discrepancies (finance).",
@@ -126,6 +122,8 @@ def import_sandbox(
         _import(_parse_file("sandbox", file))
         return
     wanted: date = day.date() if day else datetime.now(UTC).date() - timedelta(days=1)
+    from local.sandbox.settlement import fetch_sandbox_feed  # noqa: PLC0415  # imported when used: the CLI starts fast
+
     if wanted >= datetime.now(UTC).date() and not open_day:
         raise _fail(f"{wanted} is not over yet (UTC): its feed still grows; pass --open-day to import it anyway")
     base = settings().sandbox_gateway_url
@@ -152,6 +150,8 @@ def import_stripe(
             raise _fail("--file reads the file only: --since/--until/--payout apply to the API")
         _import(_parse_file("stripe", file))
         return
+    import stripe  # noqa: PLC0415  # imported when used: the CLI starts fast
+
     if since is None and payout is None:
         raise _fail("name --since (and --until) or --payout: which balance transactions to import")
     now = settings()
@@ -196,6 +196,8 @@ def run_command(
     landing: Annotated[Path, typer.Option(help="The landing folder (--source parquet).")] = DEFAULT_LANDING,
 ) -> None:
     """Match the ledger against what was settled; record and print the discrepancies."""
+    from local.recon.duckdb_source import ParquetSource  # noqa: PLC0415  # DuckDB loads only for parquet runs
+
     moment = _utc(as_of) if as_of else datetime.now(UTC)
     engine = _engine()
     try:
@@ -297,6 +299,8 @@ def land_command(
     folder: Annotated[Path, typer.Option(help="The landing folder.")] = DEFAULT_LANDING,
 ) -> None:
     """Land the ledger's entries (and the settlement lines) as Parquet by UTC date into a folder."""
+    from local.recon.parquet_landing import land_days  # noqa: PLC0415  # pyarrow loads only to land
+
     today = datetime.now(UTC).date()
     days = [day.date()] if day else [today - timedelta(days=1), today]
     engine = _engine()

@@ -30,8 +30,9 @@ BACKEND_VARS = ("DATABASE_URL", "REDIS_URL", "AWS_ENDPOINT_URL", "PAYSAGA_API_PO
                 "ADYEN_MERCHANT_ACCOUNT", "ADYEN_HMAC_KEY")
 # A queue of the tests' own, subscribed to the notifications topic: what the stack announced (LiveStack.notifications).
 TAP_QUEUE = "paysaga-test-tap"
-# Short enough for tests to watch a crashed holder's key expire; long enough for any saga at zero latency.
-TEST_ENV = {"IDEMPOTENCY_IN_PROGRESS_TTL_MS": "6000", "EXECUTION_LEASE_MS": "6000", "LEASE_WAIT_MS": "3000",
+# Short enough for tests to watch a crashed holder's key expire; long enough for any saga at zero latency, and for a
+# test to restart the API server within it on a loaded machine (make test runs three sessions on two cores).
+TEST_ENV = {"IDEMPOTENCY_IN_PROGRESS_TTL_MS": "15000", "EXECUTION_LEASE_MS": "6000", "LEASE_WAIT_MS": "3000",
             "GATEWAY_TIMEOUT_MS": "1000", "LOG_LEVEL": "WARNING"}
 
 

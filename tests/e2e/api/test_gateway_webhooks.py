@@ -38,6 +38,21 @@ def _notices(live: LiveStack, gateway: str) -> list[dict[str, Any]]:
     return [dict(r) for r in rows]
 
 
+def _settled_count(live: LiveStack, gateway: str, *, quiet_s: float = 2.0, timeout_s: float = 30.0) -> int:
+    """How many notices are stored once the gateway's own webhooks (sent after the payment, asynchronously, later
+    under load) have stopped arriving: the same count for `quiet_s`."""
+    deadline = time.monotonic() + timeout_s
+    count, since = len(_notices(live, gateway)), time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        now = len(_notices(live, gateway))
+        if now != count:
+            count, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet_s:
+            return count
+    raise AssertionError(f"{gateway} webhooks still arriving after {timeout_s} s")
+
+
 def _disputes(live: LiveStack, payment_id: int) -> list[dict[str, Any]]:
     with live.engine.connect() as conn:
         rows = conn.execute(text("SELECT * FROM disputes WHERE payment_id = :p"), {"p": payment_id}).mappings().all()
@@ -174,7 +189,7 @@ def test_a_stale_forged_or_missing_stripe_signature_is_refused_and_nothing_is_st
     payment = _paid(live, "stripe")
     payload = _dispute_event(payment)
     secret = load(live.root).secrets["STRIPE_WEBHOOK_SECRET"]
-    stored = len(_notices(live, "stripe"))
+    stored = _settled_count(live, "stripe")
     for signature in (sign(payload, secret, int(time.time()) - 301),  # older than the 300 s tolerance
                       sign(payload, "whsec_not_ours", int(time.time())),
                       None):

@@ -16,11 +16,11 @@ import httpx
 import pytest
 from ulid import ULID
 
-from local.testing.live import LiveStack
+from local.testing.live import TEST_ENV, LiveStack
 from tests.e2e.api.support import body, error_of, executions_of, merchant_payments, post, wait_until
 from tests.e2e.saga_support import authorizations, captures
 
-IN_PROGRESS_TTL_S = 6.0  # local/testing/live.py TEST_ENV
+IN_PROGRESS_TTL_S = int(TEST_ENV["IDEMPOTENCY_IN_PROGRESS_TTL_MS"]) / 1000
 # Below GATEWAY_TIMEOUT_MS (1000): each gateway call is slow but answered, so the saga stays in flight ~2 s and
 # then succeeds, without the timeout/lookup path getting in the way of what these tests watch.
 SLOW_GATEWAY_MS = 900

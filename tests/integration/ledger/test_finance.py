@@ -23,6 +23,8 @@ BASE_TABLES = (
     "saga_executions",
 )
 VIEWS = ("v_account_balances", "v_trial_balance", "v_trial_balance_totals", "v_journal")
+RECONCILIATION_VIEWS = ("v_settlement_batches", "v_settlement_lines", "v_recon_runs", "v_recon_discrepancies",
+                        "v_recon_discrepancy_history", "v_batch_clearing")
 
 
 @pytest.fixture
@@ -52,7 +54,8 @@ def test_role_is_nologin_and_read_only(finance: psycopg.Connection) -> None:
         "SELECT table_name, privilege_type FROM information_schema.role_table_grants"
         " WHERE grantee = 'paysaga_finance' ORDER BY table_name"
     ).fetchall()
-    assert grants == [(view, "SELECT") for view in sorted(VIEWS)]
+    # 0002's ledger views and 0008's reconciliation views, SELECT only.
+    assert grants == [(view, "SELECT") for view in sorted(VIEWS + RECONCILIATION_VIEWS)]
 
 
 @pytest.mark.parametrize("view", VIEWS)

@@ -1,4 +1,4 @@
-"""`make test` runs pytest as groups side by side (Makefile: PYTEST_GROUP_A, _B, _C): together they must hold every
+"""`make test` runs pytest as groups side by side (Makefile: PYTEST_GROUP_A, _B, ...): together they must hold every
 test folder, each once, or a folder's tests silently stop running in CI."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ def _group(makefile: str, name: str) -> list[str]:
 def test_the_pytest_groups_hold_every_test_folder_once() -> None:
     makefile = (PROJECT_ROOT / "Makefile").read_text()
     names = re.findall(r"^(PYTEST_GROUP_[A-Z]) :=", makefile, flags=re.MULTILINE)
-    assert names == ["PYTEST_GROUP_A", "PYTEST_GROUP_B", "PYTEST_GROUP_C"], names
+    assert names == [f"PYTEST_GROUP_{letter}" for letter in "ABCD"[:len(names)]] and len(names) >= 2, names
     targets = re.findall(r"^pytest-([a-z]):$", makefile, flags=re.MULTILINE)
     assert [f"PYTEST_GROUP_{t.upper()}" for t in targets] == names, "each group has its pytest-x target"
     assert f"pytest-{' pytest-'.join(targets)}" in makefile.split("\npytest:", 1)[1].split("\n\n", 1)[0]

@@ -336,7 +336,7 @@ def make_handler(services: Services) -> LambdaHandler:
     return handle
 
 
-class _ProcessServices:
+class ProcessServices:
     """On AWS: the services of this process (a Lambda container), made at its first request."""
 
     def __init__(self) -> None:
@@ -356,7 +356,7 @@ class _ProcessServices:
                 self._services = None
 
 
-_process = _ProcessServices()
+_process = ProcessServices()
 _app = build_resolver(_process)
 
 

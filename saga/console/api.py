@@ -8,7 +8,7 @@ import hmac
 
 from saga.console.context import Call
 from saga.console.queries import BadQuery, encode_cursor, execution_filters, id_cursor, limit_of, time_cursor
-from saga.console.reads import audit_page, open_discrepancies, parked_payments
+from saga.console.reads import audit_page, open_discrepancies
 from saga.console.views import (
     audit_json,
     detail_json,
@@ -17,6 +17,7 @@ from saga.console.views import (
     execution_page,
     overview,
     overview_json,
+    parked_page,
     payment_json,
 )
 from saga.console.web import Answer, json_answer
@@ -114,13 +115,9 @@ def _replay(call: Call, name: str) -> Answer:
 
 
 def _parked(call: Call) -> Answer:
-    limit = limit_of(call.request)
-    after = time_cursor(call.request, int)
     with call.services().engine.connect() as conn:
-        rows = parked_payments(conn, after=after, limit=limit + 1)
-    cursor = (encode_cursor([rows[limit - 1].created_at.isoformat(), rows[limit - 1].id])
-              if len(rows) > limit else None)
-    return json_answer({"payments": [payment_json(p) for p in rows[:limit]], "next": cursor})
+        rows, cursor = parked_page(conn, after=time_cursor(call.request, int), limit=limit_of(call.request))
+    return json_answer({"payments": [payment_json(p) for p in rows], "next": cursor})
 
 
 def _discrepancies(call: Call) -> Answer:

@@ -24,13 +24,14 @@ from core import observability
 from core import telemetry_names as names
 from core.aws import LambdaHandler
 from core.settings import Settings, SettingsError, settings
-from saga.bootstrap import Services, bootstrap
+from saga.bootstrap import Services
 from saga.console import pages
 from saga.console.api import api_error, route_api
 from saga.console.context import Call
 from saga.console.routes import csrf_ok, route_page
 from saga.console.timeline import TimelineSource, timeline_source
 from saga.console.web import COOKIE, Answer, Request, html_answer, read_request, redirect, session_cookie
+from saga.handler import ProcessServices
 from store.operators import Session, authenticate, close_session, find_session, open_session
 
 __all__ = ["STATIC_FILES", "Console", "handler", "make_console_handler"]
@@ -179,21 +180,7 @@ def make_console_handler(services: Services, config: Settings | None = None,
     return Console(lambda: services, lambda: chosen, timelines)
 
 
-class _ProcessServices:
-    """On AWS: the services of this process (a Lambda container), made at its first request."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._services: Services | None = None
-
-    def __call__(self) -> Services:
-        with self._lock:
-            if self._services is None:
-                self._services = bootstrap(settings())
-            return self._services
-
-
-_console = Console(_ProcessServices(), settings)
+_console = Console(ProcessServices(), settings)
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:

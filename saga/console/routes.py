@@ -16,8 +16,8 @@ from saga.console.queries import (
     limit_of,
     time_cursor,
 )
-from saga.console.reads import audit_page, open_discrepancies, parked_payments
-from saga.console.views import execution_detail, execution_name, execution_page, overview
+from saga.console.reads import audit_page, open_discrepancies
+from saga.console.views import execution_detail, execution_name, execution_page, overview, parked_page
 from saga.console.web import Answer, html_answer
 from saga.replay import ReplayError, replay_audited
 
@@ -116,13 +116,9 @@ def _replay(call: Call, name: str) -> Answer:
 
 
 def _parked(call: Call) -> Answer:
-    limit = limit_of(call.request)
-    after = time_cursor(call.request, int)
     with call.services().engine.connect() as conn:
-        rows = parked_payments(conn, after=after, limit=limit + 1)
-    cursor = (encode_cursor([rows[limit - 1].created_at.isoformat(), rows[limit - 1].id])
-              if len(rows) > limit else None)
-    return html_answer(pages.parked_page(rows[:limit], cursor, call.session))
+        rows, cursor = parked_page(conn, after=time_cursor(call.request, int), limit=limit_of(call.request))
+    return html_answer(pages.parked_page(rows, cursor, call.session))
 
 
 def _discrepancies(call: Call) -> Answer:

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from saga.console.queries import ExecutionFilters, encode_cursor
-from saga.console.reads import events_of_payment, journal_of, outcomes_per_minute
+from saga.console.reads import events_of_payment, journal_of, outcomes_per_minute, parked_payments
 from saga.console.timeline import LocalHistorySource, Timeline, TimelineSource, redact
 from saga.console.triage import needs_attention
 from store.executions import ExecutionRecord, find_execution, list_executions, payment_statuses
@@ -83,6 +83,15 @@ class ExecutionDetail:
     events: list[tuple[OutboxEvent, list[Delivery]]]
     others: list[ExecutionRow]
     look: bool
+
+
+def parked_page(conn: Connection, *, after: tuple[datetime, int] | None, limit: int
+                ) -> tuple[list[Payment], str | None]:
+    """A page of the parked payments (oldest first) and the cursor of the next, if any."""
+    rows = parked_payments(conn, after=after, limit=limit + 1)
+    cursor = (encode_cursor([rows[limit - 1].created_at.isoformat(), rows[limit - 1].id])
+              if len(rows) > limit else None)
+    return rows[:limit], cursor
 
 
 def execution_detail(conn: Connection, source: TimelineSource, name: str) -> ExecutionDetail | None:

@@ -16,7 +16,9 @@ from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.select import Select
+from selenium.webdriver.support.wait import WebDriverWait
 from sqlalchemy import text
 
 from local.testing.live import LiveStack
@@ -41,6 +43,8 @@ def browser() -> Iterator[WebDriver]:
                      "--window-size=1400,1100", "--no-first-run", "--disable-extensions"):
         options.add_argument(argument)
     driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    # A loaded machine (make test's sessions side by side) serves pages later: lookups wait for their element.
+    driver.implicitly_wait(10)
     driver.set_page_load_timeout(120)
     try:
         yield driver
@@ -60,8 +64,11 @@ def log_in(driver: WebDriver, live: LiveStack, username: str, password: str) -> 
     driver.find_element(By.ID, "login").click()
 
 
-def text_of(driver: WebDriver, element_id: str) -> str:
-    return driver.find_element(By.ID, element_id).text
+def text_of(driver: WebDriver, element_id: str, timeout_s: float = 60.0) -> str:
+    """The element's text once the page showing it has loaded: a click that posts a form (a replay runs the saga before
+    the answer comes back) returns before the next page is there, later on a loaded machine."""
+    return WebDriverWait(driver, timeout_s).until(
+        expected_conditions.presence_of_element_located((By.ID, element_id))).text
 
 
 def test_an_operator_finds_a_failed_execution_replays_it_and_finds_the_audit_row(

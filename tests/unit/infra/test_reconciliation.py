@@ -13,7 +13,6 @@ from core import telemetry_names
 from core.gateways import GATEWAY_NAMES
 from core.ledger_landing import LANDING_COLUMNS, LANDING_PARTITION, LANDING_PREFIX
 from infra.functions import VPC_ACCESS_ACTIONS, XRAY_ACTIONS
-from infra.paths import REPO_ROOT
 from infra.permissions import (
     LANDING_PUT_ACTIONS,
     OBJECT_KEY_ACTIONS,
@@ -157,8 +156,6 @@ def test_the_function_role_holds_exactly_the_calls_its_code_makes(synth: Synth) 
     assert join_text(decrypt["Condition"]["StringEquals"]["kms:ViaService"]) == f"s3.{REGION}.amazonaws.com"
 
 
-@pytest.mark.skipif(not (REPO_ROOT / "saga" / "reconcile.py").is_file(),
-                    reason="saga/reconcile.py (the reconciliation's handler) is not written yet")
 def test_the_handler_is_in_the_code_asset(synth: Synth) -> None:
     _, props = _function(synth)
     module, _, function = props["Handler"].rpartition(".")
